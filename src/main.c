@@ -1,0 +1,125 @@
+/* main.c: pubsubd — locale, settings, signals, the main loop
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <glib-unix.h>
+#include <glib/gi18n.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "pubsub-broker.h"
+#include "pubsub-config.h"
+#include "pubsub-dbus.h"
+#include "pubsub-http.h"
+
+typedef struct {
+  GMainLoop         *loop;
+  PubsubHttpServer  *http;
+  PubsubDBusService *dbus;
+  gboolean           stopping;
+} Daemon;
+
+static gboolean
+on_stop_signal (gpointer user_data)
+{
+  Daemon *daemon = user_data;
+
+  if (daemon->stopping)
+    {
+      g_message ("second stop signal: exiting now");
+      g_main_loop_quit (daemon->loop);
+      return G_SOURCE_CONTINUE;
+    }
+  daemon->stopping = TRUE;
+  g_message ("shutting down");
+  pubsub_http_server_shutdown (daemon->http);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_http_stopped (PubsubHttpServer *http,
+                 Daemon           *daemon)
+{
+  g_main_loop_quit (daemon->loop);
+}
+
+static GBusType
+bus_type_for (PubsubBus bus)
+{
+  return bus == PUBSUB_BUS_SYSTEM ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autoptr(PubsubConfig) config = pubsub_config_new ();
+  g_autoptr(PubsubBroker) broker = NULL;
+  g_autoptr(PubsubHttpServer) http = NULL;
+  g_autoptr(PubsubDBusService) dbus = NULL;
+  g_autoptr(GMainLoop) loop = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean version = FALSE;
+  Daemon daemon = { NULL, };
+  guint sigint_id;
+  guint sigterm_id;
+
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+  g_set_prgname ("pubsubd");
+
+  if (!pubsub_config_load (config, &argc, &argv, &version, &error))
+    {
+      /* TRANSLATORS: %s is a message saying which setting is wrong */
+      g_printerr (_("pubsubd: %s\n"), error->message);
+      g_printerr (_("Run “pubsubd --help” for the options.\n"));
+      return PUBSUB_CONFIG_EXIT_USAGE;
+    }
+  if (version)
+    {
+      g_print ("pubsubd %s\n", PACKAGE_VERSION);
+      return 0;
+    }
+
+  /* Writes to vanished clients must fail with EPIPE, not kill us. */
+  signal (SIGPIPE, SIG_IGN);
+
+  broker = pubsub_broker_new (config->history_size, config->max_topics);
+  http = pubsub_http_server_new (broker, config);
+  if (!pubsub_http_server_listen (http, &error))
+    {
+      g_printerr (_("pubsubd: %s\n"), error->message);
+      return 1;
+    }
+  g_message ("Listening on http://%s/", pubsub_http_server_get_address (http));
+  if (config->config_file != NULL)
+    g_message ("Settings read from %s", config->config_file);
+
+  if (config->bus != PUBSUB_BUS_NONE)
+    {
+      dbus = pubsub_dbus_service_new (broker, pubsub_http_server_get_address (http));
+      pubsub_dbus_service_start (dbus, bus_type_for (config->bus));
+    }
+
+  loop = g_main_loop_new (NULL, FALSE);
+  daemon.loop = loop;
+  daemon.http = http;
+  daemon.dbus = dbus;
+  sigint_id = g_unix_signal_add (SIGINT, on_stop_signal, &daemon);
+  sigterm_id = g_unix_signal_add (SIGTERM, on_stop_signal, &daemon);
+  g_signal_connect (http, "stopped", G_CALLBACK (on_http_stopped), &daemon);
+
+  g_main_loop_run (loop);
+
+  g_source_remove (sigint_id);
+  g_source_remove (sigterm_id);
+  if (dbus != NULL)
+    pubsub_dbus_service_stop (dbus);
+  g_message ("stopped");
+  return 0;
+}

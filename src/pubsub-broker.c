@@ -1,0 +1,450 @@
+/* pubsub-broker.c: the registry of topics and the publish path
+ *
+ * Every publish, whether it comes from a WebSocket client or from D-Bus,
+ * goes through pubsub_broker_publish(): one serialization, history, counters,
+ * fan-out.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "pubsub-broker.h"
+#include "pubsub-error.h"
+#include "pubsub-json.h"
+#include "pubsub-protocol.h"
+
+struct _PubsubBroker {
+  GObject     parent_instance;
+
+  GHashTable *topics;         /* owned: name → owned PubsubTopic */
+  guint       history_size;
+  guint       max_topics;
+  gint64      start_time;     /* µs since the epoch */
+  gint64      start_monotonic;
+};
+
+G_DEFINE_FINAL_TYPE (PubsubBroker, pubsub_broker, G_TYPE_OBJECT)
+
+enum {
+  PROP_0,
+  PROP_HISTORY_SIZE,
+  PROP_MAX_TOPICS,
+  PROP_START_TIME,
+  PROP_TOPIC_COUNT,
+  PROP_SUBSCRIBER_COUNT,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum {
+  SIGNAL_TOPIC_CREATED,
+  SIGNAL_TOPIC_DELETED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+static void
+pubsub_broker_dispose (GObject *object)
+{
+  PubsubBroker *self = PUBSUB_BROKER (object);
+  GHashTableIter iter;
+  gpointer topic;
+
+  /* Subscribers may outlive the broker by a moment during shutdown. */
+  if (self->topics != NULL)
+    {
+      g_hash_table_iter_init (&iter, self->topics);
+      while (g_hash_table_iter_next (&iter, NULL, &topic))
+        g_signal_handlers_disconnect_by_data (topic, self);
+    }
+  g_clear_pointer (&self->topics, g_hash_table_unref);
+
+  G_OBJECT_CLASS (pubsub_broker_parent_class)->dispose (object);
+}
+
+static void
+pubsub_broker_get_property (GObject    *object,
+                            guint       prop_id,
+                            GValue     *value,
+                            GParamSpec *pspec)
+{
+  PubsubBroker *self = PUBSUB_BROKER (object);
+
+  switch (prop_id)
+    {
+    case PROP_HISTORY_SIZE:
+      g_value_set_uint (value, self->history_size);
+      break;
+    case PROP_MAX_TOPICS:
+      g_value_set_uint (value, self->max_topics);
+      break;
+    case PROP_START_TIME:
+      g_value_set_int64 (value, self->start_time);
+      break;
+    case PROP_TOPIC_COUNT:
+      g_value_set_uint (value, pubsub_broker_get_topic_count (self));
+      break;
+    case PROP_SUBSCRIBER_COUNT:
+      g_value_set_uint (value, pubsub_broker_get_subscriber_count (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+pubsub_broker_set_property (GObject      *object,
+                            guint         prop_id,
+                            const GValue *value,
+                            GParamSpec   *pspec)
+{
+  PubsubBroker *self = PUBSUB_BROKER (object);
+
+  switch (prop_id)
+    {
+    case PROP_HISTORY_SIZE:
+      self->history_size = g_value_get_uint (value);
+      break;
+    case PROP_MAX_TOPICS:
+      self->max_topics = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+pubsub_broker_class_init (PubsubBrokerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = pubsub_broker_dispose;
+  object_class->get_property = pubsub_broker_get_property;
+  object_class->set_property = pubsub_broker_set_property;
+
+  properties[PROP_HISTORY_SIZE] =
+    g_param_spec_uint ("history-size", NULL, NULL, 0, G_MAXUINT, 100,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_MAX_TOPICS] =
+    g_param_spec_uint ("max-topics", NULL, NULL, 1, G_MAXUINT, 10000,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_START_TIME] =
+    g_param_spec_int64 ("start-time", NULL, NULL, 0, G_MAXINT64, 0,
+                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
+  properties[PROP_TOPIC_COUNT] =
+    g_param_spec_uint ("topic-count", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /* The sum over topics of their subscriptions; notified whenever one changes. */
+  properties[PROP_SUBSCRIBER_COUNT] =
+    g_param_spec_uint ("subscriber-count", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  signals[SIGNAL_TOPIC_CREATED] =
+    g_signal_new ("topic-created", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, PUBSUB_TYPE_TOPIC);
+  signals[SIGNAL_TOPIC_DELETED] =
+    g_signal_new ("topic-deleted", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, PUBSUB_TYPE_TOPIC);
+}
+
+static void
+pubsub_broker_init (PubsubBroker *self)
+{
+  self->topics = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_object_unref);
+  self->start_time = g_get_real_time ();
+  self->start_monotonic = g_get_monotonic_time ();
+}
+
+/**
+ * pubsub_broker_new:
+ * @history_size: messages kept per topic for replay
+ * @max_topics: how many topics may exist at once
+ */
+PubsubBroker *
+pubsub_broker_new (guint history_size,
+                   guint max_topics)
+{
+  return g_object_new (PUBSUB_TYPE_BROKER,
+                       "history-size", history_size,
+                       "max-topics", max_topics,
+                       NULL);
+}
+
+static void
+on_topic_subscribers_changed (PubsubTopic  *topic,
+                              GParamSpec   *pspec,
+                              PubsubBroker *self)
+{
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SUBSCRIBER_COUNT]);
+}
+
+/**
+ * pubsub_broker_create_topic:
+ * @name: the new topic's name
+ * @error: BAD_REQUEST (invalid name), TOPIC_EXISTS or LIMIT_EXCEEDED
+ *
+ * Returns: (transfer none): the topic, owned by the broker
+ */
+PubsubTopic *
+pubsub_broker_create_topic (PubsubBroker  *self,
+                            const char    *name,
+                            GError       **error)
+{
+  PubsubTopic *topic;
+
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+
+  if (!pubsub_check_topic_name (name, error))
+    return NULL;
+  if (g_hash_table_contains (self->topics, name))
+    {
+      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_EXISTS,
+                   "topic '%s' already exists", name);
+      return NULL;
+    }
+  if (g_hash_table_size (self->topics) >= self->max_topics)
+    {
+      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_LIMIT_EXCEEDED,
+                   "cannot create topic '%s': the limit of %u topics is reached",
+                   name, self->max_topics);
+      return NULL;
+    }
+
+  topic = pubsub_topic_new (name, self->history_size);
+  g_hash_table_insert (self->topics, (gpointer) pubsub_topic_get_name (topic), topic);
+  g_signal_connect_object (topic, "notify::subscribers",
+                           G_CALLBACK (on_topic_subscribers_changed), self, 0);
+  g_debug ("topic '%s' created", name);
+
+  g_signal_emit (self, signals[SIGNAL_TOPIC_CREATED], 0, topic);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TOPIC_COUNT]);
+  return topic;
+}
+
+/**
+ * pubsub_broker_delete_topic:
+ * @name: the topic's name
+ * @error: TOPIC_NOT_FOUND
+ *
+ * Tells the topic's subscribers (they drop their subscription and say so to
+ * their clients) and forgets the topic.
+ */
+gboolean
+pubsub_broker_delete_topic (PubsubBroker  *self,
+                            const char    *name,
+                            GError       **error)
+{
+  g_autoptr(PubsubTopic) topic = NULL;
+  gpointer key;
+  gpointer value;
+
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  if (!g_hash_table_steal_extended (self->topics, name, &key, &value))
+    {
+      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
+                   "topic '%s' does not exist", name);
+      return FALSE;
+    }
+  topic = value;
+  g_debug ("topic '%s' deleted", name);
+
+  pubsub_topic_mark_deleted (topic);
+  g_signal_handlers_disconnect_by_data (topic, self);
+  g_signal_emit (self, signals[SIGNAL_TOPIC_DELETED], 0, topic);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TOPIC_COUNT]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SUBSCRIBER_COUNT]);
+  return TRUE;
+}
+
+/**
+ * pubsub_broker_lookup_topic:
+ *
+ * Returns: (transfer none) (nullable): the topic called @name
+ */
+PubsubTopic *
+pubsub_broker_lookup_topic (PubsubBroker *self,
+                            const char   *name)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
+
+  return g_hash_table_lookup (self->topics, name);
+}
+
+/**
+ * pubsub_broker_get_topic:
+ * @error: TOPIC_NOT_FOUND
+ *
+ * Returns: (transfer none): the topic called @name
+ */
+PubsubTopic *
+pubsub_broker_get_topic (PubsubBroker  *self,
+                         const char    *name,
+                         GError       **error)
+{
+  PubsubTopic *topic = pubsub_broker_lookup_topic (self, name);
+
+  if (topic == NULL)
+    g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
+                 "topic '%s' does not exist", name);
+  return topic;
+}
+
+static gint
+compare_topic_names (gconstpointer a,
+                     gconstpointer b)
+{
+  PubsubTopic *topic_a = *(PubsubTopic **) a;
+  PubsubTopic *topic_b = *(PubsubTopic **) b;
+
+  return strcmp (pubsub_topic_get_name (topic_a), pubsub_topic_get_name (topic_b));
+}
+
+/**
+ * pubsub_broker_list_topics:
+ *
+ * Returns: (transfer container) (element-type PubsubTopic): every topic,
+ *   sorted by name (byte order)
+ */
+GPtrArray *
+pubsub_broker_list_topics (PubsubBroker *self)
+{
+  GPtrArray *list;
+  GHashTableIter iter;
+  gpointer topic;
+
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
+
+  list = g_ptr_array_new_full (g_hash_table_size (self->topics), g_object_unref);
+  g_hash_table_iter_init (&iter, self->topics);
+  while (g_hash_table_iter_next (&iter, NULL, &topic))
+    g_ptr_array_add (list, g_object_ref (topic));
+  g_ptr_array_sort (list, compare_topic_names);
+  return list;
+}
+
+guint
+pubsub_broker_get_topic_count (PubsubBroker *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), 0);
+
+  return g_hash_table_size (self->topics);
+}
+
+/**
+ * pubsub_broker_get_subscriber_count:
+ *
+ * Returns: the number of subscriptions over all topics (not a hot path: a
+ *   walk over the topics)
+ */
+guint
+pubsub_broker_get_subscriber_count (PubsubBroker *self)
+{
+  GHashTableIter iter;
+  gpointer topic;
+  guint total = 0;
+
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), 0);
+
+  g_hash_table_iter_init (&iter, self->topics);
+  while (g_hash_table_iter_next (&iter, NULL, &topic))
+    total += pubsub_topic_get_subscribers (topic);
+  return total;
+}
+
+gint64
+pubsub_broker_get_start_time (PubsubBroker *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), 0);
+
+  return self->start_time;
+}
+
+guint64
+pubsub_broker_get_uptime (PubsubBroker *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), 0);
+
+  return (guint64) (g_get_monotonic_time () - self->start_monotonic) / G_USEC_PER_SEC;
+}
+
+/**
+ * pubsub_broker_publish:
+ * @topic: the topic's name
+ * @id: a valid UUID
+ * @payload: already validated JSON text, forwarded unchanged
+ * @payload_len: its length
+ * @error: TOPIC_NOT_FOUND
+ *
+ * Returns: (transfer full): the published message
+ */
+PubsubMessage *
+pubsub_broker_publish (PubsubBroker  *self,
+                       const char    *topic,
+                       const char    *id,
+                       const char    *payload,
+                       gsize          payload_len,
+                       GError       **error)
+{
+  PubsubTopic *target;
+  PubsubMessage *message;
+
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
+
+  target = pubsub_broker_get_topic (self, topic, error);
+  if (target == NULL)
+    return NULL;
+
+  message = pubsub_message_new (topic, id, payload, payload_len);
+  pubsub_topic_publish (target, message);
+  return message;
+}
+
+/**
+ * pubsub_broker_publish_json:
+ * @topic: the topic's name
+ * @id: (nullable): a UUID, or %NULL / "" for a fresh one
+ * @payload_json: any JSON value, checked strictly
+ * @error: BAD_REQUEST or TOPIC_NOT_FOUND
+ *
+ * The entry point for callers that have not validated their input (D-Bus).
+ *
+ * Returns: (transfer full): the published message
+ */
+PubsubMessage *
+pubsub_broker_publish_json (PubsubBroker  *self,
+                            const char    *topic,
+                            const char    *id,
+                            const char    *payload_json,
+                            GError       **error)
+{
+  g_autofree char *fresh_id = NULL;
+  PubsubJsonValue payload;
+
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
+  g_return_val_if_fail (topic != NULL && payload_json != NULL, NULL);
+
+  if (!pubsub_check_topic_name (topic, error))
+    return NULL;
+  if (id == NULL || *id == '\0')
+    id = fresh_id = g_uuid_string_random ();
+  else if (strlen (id) != PUBSUB_UUID_LEN || !g_uuid_string_is_valid (id))
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+                           "message id must be a valid UUID");
+      return NULL;
+    }
+  if (!pubsub_json_validate (payload_json, strlen (payload_json), &payload, error))
+    {
+      g_prefix_error (error, "payload: ");
+      return NULL;
+    }
+  return pubsub_broker_publish (self, topic, id, payload.text, payload.len, error);
+}

@@ -1,0 +1,119 @@
+/* pubsub-frame-queue.c: a FIFO of shared frames with vectored draining
+ *
+ * The queue holds references to frames that are shared with other queues
+ * and with topic histories; it never copies their bytes. Draining produces
+ * an iovec array for one writev() covering many frames.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "pubsub-frame-queue.h"
+
+#define INITIAL_CAPACITY 8
+
+void
+pubsub_frame_queue_init (PubsubFrameQueue *queue)
+{
+  *queue = (PubsubFrameQueue) { NULL, 0, 0, 0, 0 };
+}
+
+void
+pubsub_frame_queue_clear (PubsubFrameQueue *queue)
+{
+  for (guint i = 0; i < queue->length; i++)
+    g_bytes_unref (queue->frames[(queue->head + i) & (queue->capacity - 1)]);
+  g_free (queue->frames);
+  pubsub_frame_queue_init (queue);
+}
+
+/* Unrolls the ring into a new array twice as large. */
+static void
+grow (PubsubFrameQueue *queue)
+{
+  guint capacity = queue->capacity == 0 ? INITIAL_CAPACITY : queue->capacity * 2;
+  GBytes **frames = g_new (GBytes *, capacity);
+
+  for (guint i = 0; i < queue->length; i++)
+    frames[i] = queue->frames[(queue->head + i) & (queue->capacity - 1)];
+  g_free (queue->frames);
+  queue->frames = frames;
+  queue->capacity = capacity;
+  queue->head = 0;
+}
+
+/**
+ * pubsub_frame_queue_push:
+ * @frame: a frame; the queue takes a new reference
+ */
+void
+pubsub_frame_queue_push (PubsubFrameQueue *queue,
+                         GBytes           *frame)
+{
+  if (queue->length == queue->capacity)
+    grow (queue);
+  queue->frames[(queue->head + queue->length) & (queue->capacity - 1)] = g_bytes_ref (frame);
+  queue->length++;
+}
+
+/**
+ * pubsub_frame_queue_vectors:
+ * @vectors: (out caller-allocates): room for @max_vectors
+ *
+ * Describes the unwritten bytes of the first frames, for one writev().
+ *
+ * Returns: the number of vectors filled
+ */
+guint
+pubsub_frame_queue_vectors (PubsubFrameQueue *queue,
+                            GOutputVector    *vectors,
+                            guint             max_vectors)
+{
+  guint n = MIN (queue->length, max_vectors);
+
+  for (guint i = 0; i < n; i++)
+    {
+      GBytes *frame = queue->frames[(queue->head + i) & (queue->capacity - 1)];
+      gsize size;
+      const guint8 *data = g_bytes_get_data (frame, &size);
+
+      vectors[i].buffer = data;
+      vectors[i].size = size;
+    }
+  if (n > 0)
+    {
+      vectors[0].buffer = (const guint8 *) vectors[0].buffer + queue->head_sent;
+      vectors[0].size -= queue->head_sent;
+    }
+  return n;
+}
+
+/**
+ * pubsub_frame_queue_consume:
+ * @written: bytes the kernel accepted from the vectors just described
+ *
+ * Drops every frame written completely; remembers how much of the next one
+ * went out.
+ */
+void
+pubsub_frame_queue_consume (PubsubFrameQueue *queue,
+                            gsize             written)
+{
+  while (written > 0)
+    {
+      GBytes *frame = queue->frames[queue->head];
+      gsize remaining = g_bytes_get_size (frame) - queue->head_sent;
+
+      g_assert (queue->length > 0);
+      if (written < remaining)
+        {
+          queue->head_sent += written;
+          return;
+        }
+      written -= remaining;
+      g_bytes_unref (frame);
+      queue->head = (queue->head + 1) & (queue->capacity - 1);
+      queue->length--;
+      queue->head_sent = 0;
+    }
+}

@@ -1,0 +1,875 @@
+/* pubsub-http.c: the HTTP side: REST routes, the WebSocket upgrade,
+ * heartbeats and graceful shutdown
+ *
+ * libsoup 3.2.3's own listener leaks a GSocket per connection and stops
+ * accepting for good after one EMFILE, so connections are accepted by our own
+ * GSocketService and handed to soup_server_accept_iostream(). The price: each
+ * HTTP/1.1 request gets its own TCP connection (no keep-alive), which is fine
+ * for a control plane.
+ *
+ * Request bodies are bounded by max-message-bytes: they are never accumulated
+ * by libsoup, only into our own capped buffer.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+
+#include "pubsub-connection.h"
+#include "pubsub-error.h"
+#include "pubsub-http.h"
+#include "pubsub-json.h"
+#include "pubsub-protocol.h"
+
+#define BODY_KEY "pubsub-body"
+
+struct _PubsubHttpServer {
+  GObject         parent_instance;
+
+  PubsubBroker   *broker;           /* owned */
+  SoupServer     *soup;             /* owned */
+  GSocketService *service;          /* owned */
+  char           *listen;           /* owned: as configured */
+  char           *address;          /* owned: as bound, HOST:PORT */
+  char           *api_key;          /* owned, nullable */
+  guint           queue_size;
+  guint           max_message_bytes;
+  guint           max_connections;
+  guint           heartbeat_interval;
+  guint           shutdown_grace;
+  GHashTable     *connections;      /* owned set of owned PubsubConnection */
+  GHashTable     *in_flight;        /* set of SoupServerMessage, weak */
+  guint           heartbeat_id;
+  guint           grace_id;
+  gboolean        shutting_down;
+  gboolean        stopped;
+};
+
+G_DEFINE_FINAL_TYPE (PubsubHttpServer, pubsub_http_server, G_TYPE_OBJECT)
+
+enum {
+  SIGNAL_STOPPED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+/* A request body, capped at max-message-bytes + 1 byte. */
+typedef struct {
+  GByteArray *data;
+  gsize       limit;
+  gboolean    too_large;
+} RequestBody;
+
+static void
+request_body_free (RequestBody *body)
+{
+  g_byte_array_unref (body->data);
+  g_free (body);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Responses                                                              */
+
+static void
+respond_json (SoupServerMessage *msg,
+              guint              status,
+              JsonNode          *node)
+{
+  gsize len;
+  char *text = json_to_string (node, FALSE);
+
+  len = strlen (text);
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, text, len);
+}
+
+static void
+respond_error (SoupServerMessage *msg,
+               guint              status,
+               const char        *code,
+               const char        *message)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) node = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "error");
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "code");
+  json_builder_add_string_value (builder, code);
+  json_builder_set_member_name (builder, "message");
+  json_builder_add_string_value (builder, message);
+  json_builder_end_object (builder);
+  json_builder_end_object (builder);
+  node = json_builder_get_root (builder);
+  respond_json (msg, status, node);
+}
+
+static void
+respond_gerror (SoupServerMessage *msg,
+                const GError      *error)
+{
+  respond_error (msg, pubsub_error_http_status (error), pubsub_error_to_code (error),
+                 error->message);
+}
+
+static void
+respond_method_not_allowed (SoupServerMessage *msg,
+                            const char        *allow)
+{
+  g_autofree char *message = g_strdup_printf ("method %s is not allowed here; use %s",
+                                              soup_server_message_get_method (msg), allow);
+
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", allow);
+  respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", message);
+}
+
+static void
+respond_status (SoupServerMessage *msg,
+                guint              status,
+                const char        *label,
+                const char        *topic)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) node = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "status");
+  json_builder_add_string_value (builder, label);
+  json_builder_set_member_name (builder, "topic");
+  json_builder_add_string_value (builder, topic);
+  json_builder_end_object (builder);
+  node = json_builder_get_root (builder);
+  respond_json (msg, status, node);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Authentication                                                         */
+
+/* Compares digests, so the time taken says nothing about the key. */
+static gboolean
+api_key_matches (const char *given,
+                 const char *expected)
+{
+  g_autofree char *given_digest = NULL;
+  g_autofree char *expected_digest = NULL;
+  guint8 difference = 0;
+
+  if (given == NULL)
+    return FALSE;
+  given_digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, given, -1);
+  expected_digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, expected, -1);
+  for (gsize i = 0; expected_digest[i] != '\0'; i++)
+    difference |= (guint8) (given_digest[i] ^ expected_digest[i]);
+  return difference == 0;
+}
+
+static gboolean
+is_authorized (PubsubHttpServer  *self,
+               SoupServerMessage *msg,
+               GHashTable        *query,
+               gboolean           allow_query)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  const char *given;
+
+  if (self->api_key == NULL)
+    return TRUE;
+  given = soup_message_headers_get_one (headers, "X-API-Key");
+  if (given == NULL && allow_query && query != NULL)
+    given = g_hash_table_lookup (query, "api_key");
+  return api_key_matches (given, self->api_key);
+}
+
+/* ---------------------------------------------------------------------- */
+/* REST                                                                   */
+
+static void
+handle_list_topics (PubsubHttpServer  *self,
+                    SoupServerMessage *msg)
+{
+  g_autoptr(GPtrArray) topics = pubsub_broker_list_topics (self->broker);
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) node = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "topics");
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < topics->len; i++)
+    {
+      PubsubTopic *topic = g_ptr_array_index (topics, i);
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "name");
+      json_builder_add_string_value (builder, pubsub_topic_get_name (topic));
+      json_builder_set_member_name (builder, "subscribers");
+      json_builder_add_int_value (builder, pubsub_topic_get_subscribers (topic));
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  json_builder_end_object (builder);
+  node = json_builder_get_root (builder);
+  respond_json (msg, SOUP_STATUS_OK, node);
+}
+
+/* The body must be strict JSON (json-glib alone would take comments, single
+ * quotes, hex…): checked by our reader, then read with json-glib. */
+static char *
+parse_topic_name (RequestBody  *body,
+                  GError      **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  PubsubJsonValue value;
+  JsonObject *object;
+  JsonNode *name;
+
+  if (body->too_large)
+    return NULL;
+  if (!pubsub_json_validate ((const char *) body->data->data, body->data->len, &value, error))
+    {
+      g_prefix_error (error, "request body is ");
+      return NULL;
+    }
+  if (value.kind != PUBSUB_JSON_OBJECT ||
+      !json_parser_load_from_data (parser, (const char *) body->data->data,
+                                   (gssize) body->data->len, NULL))
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+                           "request body must be a JSON object like {\"name\":\"orders\"}");
+      return NULL;
+    }
+  object = json_node_get_object (json_parser_get_root (parser));
+  name = json_object_get_member (object, "name");
+  if (name == NULL || JSON_NODE_HOLDS_NULL (name))
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+                           "missing field 'name'");
+      return NULL;
+    }
+  if (!JSON_NODE_HOLDS_VALUE (name) || json_node_get_value_type (name) != G_TYPE_STRING)
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+                           "field 'name' must be a string");
+      return NULL;
+    }
+  return json_node_dup_string (name);
+}
+
+static void
+handle_create_topic (PubsubHttpServer  *self,
+                     SoupServerMessage *msg)
+{
+  RequestBody *body = g_object_get_data (G_OBJECT (msg), BODY_KEY);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
+
+  if (body->too_large)
+    {
+      respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE",
+                     "request body is larger than max-message-bytes");
+      return;
+    }
+  name = parse_topic_name (body, &error);
+  if (name == NULL || pubsub_broker_create_topic (self->broker, name, &error) == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  respond_status (msg, SOUP_STATUS_CREATED, "created", name);
+}
+
+static void
+handle_delete_topic (PubsubHttpServer  *self,
+                     SoupServerMessage *msg,
+                     const char        *name)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!pubsub_broker_delete_topic (self->broker, name, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  respond_status (msg, SOUP_STATUS_OK, "deleted", name);
+}
+
+static void
+handle_health (PubsubHttpServer  *self,
+               SoupServerMessage *msg)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) node = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "uptime_sec");
+  json_builder_add_int_value (builder, (gint64) pubsub_broker_get_uptime (self->broker));
+  json_builder_set_member_name (builder, "topics");
+  json_builder_add_int_value (builder, pubsub_broker_get_topic_count (self->broker));
+  json_builder_set_member_name (builder, "subscribers");
+  json_builder_add_int_value (builder, pubsub_broker_get_subscriber_count (self->broker));
+  json_builder_end_object (builder);
+  node = json_builder_get_root (builder);
+  respond_json (msg, SOUP_STATUS_OK, node);
+}
+
+static void
+handle_stats (PubsubHttpServer  *self,
+              SoupServerMessage *msg)
+{
+  g_autoptr(GPtrArray) topics = pubsub_broker_list_topics (self->broker);
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) node = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "topics");
+  json_builder_begin_object (builder);
+  for (guint i = 0; i < topics->len; i++)
+    {
+      PubsubTopic *topic = g_ptr_array_index (topics, i);
+
+      json_builder_set_member_name (builder, pubsub_topic_get_name (topic));
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "messages");
+      json_builder_add_int_value (builder, (gint64) pubsub_topic_get_messages (topic));
+      json_builder_set_member_name (builder, "subscribers");
+      json_builder_add_int_value (builder, pubsub_topic_get_subscribers (topic));
+      json_builder_end_object (builder);
+    }
+  json_builder_end_object (builder);
+  json_builder_end_object (builder);
+  node = json_builder_get_root (builder);
+  respond_json (msg, SOUP_STATUS_OK, node);
+}
+
+/* ---------------------------------------------------------------------- */
+/* WebSocket upgrade                                                      */
+
+static void
+on_connection_closed (PubsubConnection *connection,
+                      PubsubHttpServer *self);
+
+static void
+on_upgrade_written (SoupServerMessage *msg,
+                    PubsubHttpServer  *self)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  g_autoptr(GIOStream) stream = NULL;
+  PubsubConnection *connection;
+
+  g_hash_table_remove (self->in_flight, msg);
+  stream = soup_server_message_steal_connection (msg);
+  connection = pubsub_connection_new (self->broker, stream, soup_server_message_get_uri (msg),
+                                      soup_message_headers_get_one (headers, "Origin"),
+                                      self->queue_size, self->max_message_bytes);
+  g_signal_connect (connection, "closed", G_CALLBACK (on_connection_closed), self);
+  g_hash_table_add (self->connections, connection);
+  g_debug ("WebSocket client connected (%u open)", g_hash_table_size (self->connections));
+}
+
+static void
+handle_websocket (PubsubHttpServer  *self,
+                  SoupServerMessage *msg,
+                  GHashTable        *query)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_GET)
+    {
+      respond_method_not_allowed (msg, "GET");
+      return;
+    }
+  if (!is_authorized (self, msg, query, TRUE))
+    {
+      respond_error (msg, SOUP_STATUS_UNAUTHORIZED, "UNAUTHORIZED",
+                     "missing or wrong API key: send X-API-Key or ?api_key=");
+      return;
+    }
+  if (g_hash_table_size (self->connections) >= self->max_connections)
+    {
+      respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "TOO_MANY_CONNECTIONS",
+                     "the server has reached max-connections; try again later");
+      return;
+    }
+  /* No extensions are offered back: permessage-deflate would compress every
+   * event once per subscriber. */
+  if (!soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, &error))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "BAD_REQUEST", error->message);
+      return;
+    }
+  soup_websocket_server_process_handshake (msg, NULL, NULL, NULL, NULL);
+  g_signal_connect_object (msg, "wrote-informational", G_CALLBACK (on_upgrade_written),
+                           self, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Routing                                                                */
+
+static void
+route (SoupServer        *server,
+       SoupServerMessage *msg,
+       const char        *path,
+       GHashTable        *query,
+       gpointer           user_data)
+{
+  PubsubHttpServer *self = user_data;
+  const char *method = soup_server_message_get_method (msg);
+
+  if (g_str_equal (path, "/ws"))
+    {
+      handle_websocket (self, msg, query);
+      return;
+    }
+
+  if (g_str_equal (path, "/health"))
+    {
+      if (method == SOUP_METHOD_GET)
+        handle_health (self, msg);
+      else
+        respond_method_not_allowed (msg, "GET");
+      return;
+    }
+
+  if (!g_str_equal (path, "/topics") && !g_str_equal (path, "/stats") &&
+      !g_str_has_prefix (path, "/topics/"))
+    {
+      respond_error (msg, SOUP_STATUS_NOT_FOUND, "NOT_FOUND", "no such endpoint");
+      return;
+    }
+  if (!is_authorized (self, msg, NULL, FALSE))
+    {
+      respond_error (msg, SOUP_STATUS_UNAUTHORIZED, "UNAUTHORIZED",
+                     "missing or wrong API key: send it in the X-API-Key header");
+      return;
+    }
+
+  if (g_str_equal (path, "/topics"))
+    {
+      if (method == SOUP_METHOD_GET)
+        handle_list_topics (self, msg);
+      else if (method == SOUP_METHOD_POST)
+        handle_create_topic (self, msg);
+      else
+        respond_method_not_allowed (msg, "GET, POST");
+    }
+  else if (g_str_equal (path, "/stats"))
+    {
+      if (method == SOUP_METHOD_GET)
+        handle_stats (self, msg);
+      else
+        respond_method_not_allowed (msg, "GET");
+    }
+  else if (method == SOUP_METHOD_DELETE)
+    handle_delete_topic (self, msg, path + strlen ("/topics/"));
+  else
+    respond_method_not_allowed (msg, "DELETE");
+}
+
+static void
+on_got_chunk (SoupServerMessage *msg,
+              GBytes            *chunk,
+              RequestBody       *body)
+{
+  gsize size = g_bytes_get_size (chunk);
+
+  if (body->too_large)
+    return;
+  if (body->data->len + size > body->limit)
+    {
+      body->too_large = TRUE;
+      g_byte_array_set_size (body->data, 0);
+      return;
+    }
+  g_byte_array_append (body->data, g_bytes_get_data (chunk, NULL), (guint) size);
+}
+
+/* Runs after the headers, before the body: the body is never accumulated by
+ * libsoup, only into our capped buffer; a declared length over the limit is
+ * refused up front. */
+static void
+on_request_headers (SoupServer        *server,
+                    SoupServerMessage *msg,
+                    const char        *path,
+                    GHashTable        *query,
+                    gpointer           user_data)
+{
+  PubsubHttpServer *self = user_data;
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  RequestBody *body = g_new0 (RequestBody, 1);
+
+  body->data = g_byte_array_new ();
+  body->limit = self->max_message_bytes;
+  g_object_set_data_full (G_OBJECT (msg), BODY_KEY, body, (GDestroyNotify) request_body_free);
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (on_got_chunk), body);
+
+  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
+      soup_message_headers_get_content_length (headers) > (goffset) self->max_message_bytes)
+    {
+      body->too_large = TRUE;
+      respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE",
+                     "request body is larger than max-message-bytes");
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* In-flight requests, for graceful shutdown                              */
+
+static void maybe_stopped (PubsubHttpServer *self);
+
+static void
+on_message_gone (gpointer  data,
+                 GObject  *where_the_object_was)
+{
+  PubsubHttpServer *self = data;
+
+  g_hash_table_remove (self->in_flight, where_the_object_was);
+  maybe_stopped (self);
+}
+
+static void
+on_message_finished (SoupServerMessage *msg,
+                     PubsubHttpServer  *self)
+{
+  if (g_hash_table_remove (self->in_flight, msg))
+    g_object_weak_unref (G_OBJECT (msg), on_message_gone, self);
+  maybe_stopped (self);
+}
+
+static void
+on_request_started (SoupServer        *server,
+                    SoupServerMessage *msg,
+                    PubsubHttpServer  *self)
+{
+  g_hash_table_add (self->in_flight, msg);
+  g_object_weak_ref (G_OBJECT (msg), on_message_gone, self);
+  g_signal_connect_object (msg, "finished", G_CALLBACK (on_message_finished), self, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Accepting                                                              */
+
+static gboolean
+on_incoming (GSocketService    *service,
+             GSocketConnection *connection,
+             GObject           *source_object,
+             PubsubHttpServer  *self)
+{
+  GSocket *socket = g_socket_connection_get_socket (connection);
+  g_autoptr(GSocketAddress) local = g_socket_connection_get_local_address (connection, NULL);
+  g_autoptr(GSocketAddress) remote = g_socket_connection_get_remote_address (connection, NULL);
+  g_autoptr(GError) error = NULL;
+
+  if (self->shutting_down || local == NULL || remote == NULL)
+    return TRUE;
+
+  /* Events are small and latency matters; our own writev() batches. */
+  if (!g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, &error))
+    g_debug ("cannot set TCP_NODELAY: %s", error->message);
+  g_clear_error (&error);
+
+  if (!soup_server_accept_iostream (self->soup, G_IO_STREAM (connection), local, remote, &error))
+    g_warning ("cannot serve a new connection: %s", error->message);
+  return TRUE;
+}
+
+static void
+on_connection_closed (PubsubConnection *connection,
+                      PubsubHttpServer *self)
+{
+  g_signal_handlers_disconnect_by_data (connection, self);
+  g_hash_table_remove (self->connections, connection);
+  maybe_stopped (self);
+}
+
+/* Returns: (transfer full): the open connections, each referenced */
+static GPtrArray *
+snapshot_connections (PubsubHttpServer *self)
+{
+  GPtrArray *connections = g_ptr_array_new_full (g_hash_table_size (self->connections),
+                                                 g_object_unref);
+  GHashTableIter iter;
+  gpointer connection;
+
+  g_hash_table_iter_init (&iter, self->connections);
+  while (g_hash_table_iter_next (&iter, &connection, NULL))
+    g_ptr_array_add (connections, g_object_ref (connection));
+  return connections;
+}
+
+static gboolean
+on_heartbeat (gpointer user_data)
+{
+  PubsubHttpServer *self = user_data;
+  g_autoptr(GBytes) info_ping = pubsub_frame_new_info ("ping", NULL);
+  gint64 idle_limit = (gint64) self->heartbeat_interval * 2 * G_USEC_PER_SEC;
+  /* A copy: a heartbeat may close a connection. */
+  g_autoptr(GPtrArray) connections = snapshot_connections (self);
+
+  for (guint i = 0; i < connections->len; i++)
+    pubsub_connection_heartbeat (g_ptr_array_index (connections, i), info_ping, idle_limit);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+pubsub_http_server_dispose (GObject *object)
+{
+  PubsubHttpServer *self = PUBSUB_HTTP_SERVER (object);
+  GHashTableIter iter;
+  gpointer msg;
+
+  g_clear_handle_id (&self->heartbeat_id, g_source_remove);
+  g_clear_handle_id (&self->grace_id, g_source_remove);
+  if (self->service != NULL)
+    {
+      g_socket_service_stop (self->service);
+      g_socket_listener_close (G_SOCKET_LISTENER (self->service));
+      g_signal_handlers_disconnect_by_data (self->service, self);
+    }
+  if (self->in_flight != NULL)
+    {
+      g_hash_table_iter_init (&iter, self->in_flight);
+      while (g_hash_table_iter_next (&iter, &msg, NULL))
+        g_object_weak_unref (msg, on_message_gone, self);
+      g_clear_pointer (&self->in_flight, g_hash_table_unref);
+    }
+  if (self->connections != NULL)
+    {
+      g_hash_table_iter_init (&iter, self->connections);
+      while (g_hash_table_iter_next (&iter, &msg, NULL))
+        g_signal_handlers_disconnect_by_data (msg, self);
+      g_clear_pointer (&self->connections, g_hash_table_unref);
+    }
+  if (self->soup != NULL)
+    g_signal_handlers_disconnect_by_data (self->soup, self);
+  g_clear_object (&self->service);
+  g_clear_object (&self->soup);
+  g_clear_object (&self->broker);
+
+  G_OBJECT_CLASS (pubsub_http_server_parent_class)->dispose (object);
+}
+
+static void
+pubsub_http_server_finalize (GObject *object)
+{
+  PubsubHttpServer *self = PUBSUB_HTTP_SERVER (object);
+
+  g_free (self->listen);
+  g_free (self->address);
+  g_free (self->api_key);
+
+  G_OBJECT_CLASS (pubsub_http_server_parent_class)->finalize (object);
+}
+
+static void
+pubsub_http_server_class_init (PubsubHttpServerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = pubsub_http_server_dispose;
+  object_class->finalize = pubsub_http_server_finalize;
+
+  /**
+   * PubsubHttpServer::stopped:
+   *
+   * After pubsub_http_server_shutdown(): every client is gone, or the grace
+   * period is over.
+   */
+  signals[SIGNAL_STOPPED] =
+    g_signal_new ("stopped", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+pubsub_http_server_init (PubsubHttpServer *self)
+{
+  self->connections = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
+  self->in_flight = g_hash_table_new (NULL, NULL);
+}
+
+/**
+ * pubsub_http_server_new:
+ * @broker: the broker to serve
+ * @config: the settings (copied)
+ */
+PubsubHttpServer *
+pubsub_http_server_new (PubsubBroker       *broker,
+                        const PubsubConfig *config)
+{
+  PubsubHttpServer *self = g_object_new (PUBSUB_TYPE_HTTP_SERVER, NULL);
+
+  self->broker = g_object_ref (broker);
+  self->listen = g_strdup (config->listen);
+  self->api_key = g_strdup (config->api_key);
+  self->queue_size = config->queue_size;
+  self->max_message_bytes = config->max_message_bytes;
+  self->max_connections = config->max_connections;
+  self->heartbeat_interval = config->heartbeat_interval;
+  self->shutdown_grace = config->shutdown_grace;
+
+  self->soup = soup_server_new ("server-header", "pubsubd/" PACKAGE_VERSION " ", NULL);
+  soup_server_add_early_handler (self->soup, NULL, on_request_headers, self, NULL);
+  soup_server_add_handler (self->soup, NULL, route, self, NULL);
+  g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
+  return self;
+}
+
+static gboolean
+add_listen_address (PubsubHttpServer  *self,
+                    GError           **error)
+{
+  g_autofree char *host = NULL;
+  g_autoptr(GInetAddress) inet = NULL;
+  g_autoptr(GSocketAddress) requested = NULL;
+  g_autoptr(GSocketAddress) effective = NULL;
+  g_autofree char *host_text = NULL;
+  guint16 port;
+
+  if (!pubsub_config_split_listen (self->listen, &host, &port, error))
+    return FALSE;
+
+  if (host[0] == '\0')
+    {
+      guint16 bound = port;
+
+      if (port == 0)
+        bound = g_socket_listener_add_any_inet_port (G_SOCKET_LISTENER (self->service), NULL, error);
+      else if (!g_socket_listener_add_inet_port (G_SOCKET_LISTENER (self->service), port, NULL, error))
+        bound = 0;
+      if (bound == 0)
+        return FALSE;
+      self->address = g_strdup_printf (":%u", bound);
+      return TRUE;
+    }
+
+  inet = g_str_equal (host, "localhost") ? g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4)
+                                         : g_inet_address_new_from_string (host);
+  requested = g_inet_socket_address_new (inet, port);
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), requested,
+                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                                      NULL, &effective, error))
+    return FALSE;
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
+  host_text = g_inet_address_to_string (inet);
+  self->address = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6
+                    ? g_strdup_printf ("[%s]:%u", host_text, port)
+                    : g_strdup_printf ("%s:%u", host_text, port);
+  return TRUE;
+}
+
+/**
+ * pubsub_http_server_listen:
+ *
+ * Binds the listen address and starts accepting; heartbeats start too.
+ */
+gboolean
+pubsub_http_server_listen (PubsubHttpServer  *self,
+                           GError           **error)
+{
+  g_return_val_if_fail (PUBSUB_IS_HTTP_SERVER (self), FALSE);
+  g_return_val_if_fail (self->service == NULL, FALSE);
+
+  self->service = g_socket_service_new ();
+  /* Backlog: bursts of thousands of clients connecting at once. */
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 4096);
+  if (!add_listen_address (self, error))
+    {
+      g_prefix_error (error, "cannot listen on %s: ", self->listen);
+      return FALSE;
+    }
+  g_signal_connect (self->service, "incoming", G_CALLBACK (on_incoming), self);
+  g_socket_service_start (self->service);
+
+  if (self->heartbeat_interval > 0)
+    self->heartbeat_id = g_timeout_add_seconds (self->heartbeat_interval, on_heartbeat, self);
+  return TRUE;
+}
+
+/**
+ * pubsub_http_server_get_address:
+ *
+ * Returns: the bound address as HOST:PORT (the real port when 0 was asked)
+ */
+const char *
+pubsub_http_server_get_address (PubsubHttpServer *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_HTTP_SERVER (self), NULL);
+
+  return self->address;
+}
+
+guint
+pubsub_http_server_get_connection_count (PubsubHttpServer *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_HTTP_SERVER (self), 0);
+
+  return g_hash_table_size (self->connections);
+}
+
+static void
+emit_stopped (PubsubHttpServer *self)
+{
+  if (self->stopped)
+    return;
+  self->stopped = TRUE;
+  g_clear_handle_id (&self->grace_id, g_source_remove);
+  g_signal_emit (self, signals[SIGNAL_STOPPED], 0);
+}
+
+static void
+maybe_stopped (PubsubHttpServer *self)
+{
+  if (self->shutting_down && g_hash_table_size (self->connections) == 0 &&
+      g_hash_table_size (self->in_flight) == 0)
+    emit_stopped (self);
+}
+
+static gboolean
+on_grace_expired (gpointer user_data)
+{
+  PubsubHttpServer *self = user_data;
+
+  self->grace_id = 0;
+  g_message ("shutdown grace period over: closing %u remaining connections",
+             g_hash_table_size (self->connections));
+  emit_stopped (self);
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * pubsub_http_server_shutdown:
+ *
+ * Stops accepting, lets requests in flight finish, flushes every WebSocket
+ * client and closes it with 1001. Emits "stopped" when all are gone or after
+ * shutdown-grace seconds, whichever comes first.
+ */
+void
+pubsub_http_server_shutdown (PubsubHttpServer *self)
+{
+  g_autoptr(GPtrArray) connections = NULL;
+
+  g_return_if_fail (PUBSUB_IS_HTTP_SERVER (self));
+
+  if (self->shutting_down)
+    return;
+  self->shutting_down = TRUE;
+  g_clear_handle_id (&self->heartbeat_id, g_source_remove);
+  if (self->service != NULL)
+    {
+      g_socket_service_stop (self->service);
+      g_socket_listener_close (G_SOCKET_LISTENER (self->service));
+    }
+
+  connections = snapshot_connections (self);
+  for (guint i = 0; i < connections->len; i++)
+    pubsub_connection_shutdown (g_ptr_array_index (connections, i));
+
+  self->grace_id = g_timeout_add_seconds (self->shutdown_grace, on_grace_expired, self);
+  maybe_stopped (self);
+}

@@ -1,0 +1,458 @@
+/* pubsub-json.c: a strict, single-pass RFC 8259 reader
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "pubsub-error.h"
+#include "pubsub-json.h"
+
+typedef struct {
+  const char *start;
+  const char *p;
+  const char *end;
+  guint       depth;
+  const char *problem;   /* static English text; set on the first failure */
+} Reader;
+
+static gboolean read_value (Reader *r, PubsubJsonValue *out);
+
+static gboolean
+fail (Reader     *r,
+      const char *problem)
+{
+  if (r->problem == NULL)
+    r->problem = problem;
+  return FALSE;
+}
+
+static void
+skip_whitespace (Reader *r)
+{
+  while (r->p < r->end &&
+         (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+    r->p++;
+}
+
+static gboolean
+is_digit (char c)
+{
+  return c >= '0' && c <= '9';
+}
+
+static gboolean
+is_hex (char c)
+{
+  return is_digit (c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static gboolean
+read_literal (Reader     *r,
+              const char *word,
+              gsize       len)
+{
+  if ((gsize) (r->end - r->p) < len || memcmp (r->p, word, len) != 0)
+    return fail (r, "unexpected character");
+  r->p += len;
+  return TRUE;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static gboolean
+read_number (Reader *r)
+{
+  if (r->p < r->end && *r->p == '-')
+    r->p++;
+  if (r->p >= r->end || !is_digit (*r->p))
+    return fail (r, "invalid number");
+  if (*r->p == '0')
+    {
+      r->p++;
+      if (r->p < r->end && is_digit (*r->p))
+        return fail (r, "numbers must not have leading zeros");
+    }
+  else
+    {
+      while (r->p < r->end && is_digit (*r->p))
+        r->p++;
+    }
+  if (r->p < r->end && *r->p == '.')
+    {
+      r->p++;
+      if (r->p >= r->end || !is_digit (*r->p))
+        return fail (r, "a decimal point must be followed by digits");
+      while (r->p < r->end && is_digit (*r->p))
+        r->p++;
+    }
+  if (r->p < r->end && (*r->p == 'e' || *r->p == 'E'))
+    {
+      r->p++;
+      if (r->p < r->end && (*r->p == '+' || *r->p == '-'))
+        r->p++;
+      if (r->p >= r->end || !is_digit (*r->p))
+        return fail (r, "an exponent must have digits");
+      while (r->p < r->end && is_digit (*r->p))
+        r->p++;
+    }
+  return TRUE;
+}
+
+/* The input has been checked to be UTF-8 already; only JSON's own rules
+ * remain: no raw control characters, only the escapes RFC 8259 lists. */
+static gboolean
+read_string (Reader *r)
+{
+  r->p++;   /* opening quote */
+  while (r->p < r->end)
+    {
+      guchar c = (guchar) *r->p;
+
+      if (c == '"')
+        {
+          r->p++;
+          return TRUE;
+        }
+      if (c < 0x20)
+        return fail (r, "control characters must be escaped in strings");
+      if (c != '\\')
+        {
+          r->p++;
+          continue;
+        }
+      r->p++;
+      if (r->p >= r->end)
+        break;
+      switch (*r->p)
+        {
+        case '"': case '\\': case '/': case 'b':
+        case 'f': case 'n': case 'r': case 't':
+          r->p++;
+          break;
+        case 'u':
+          if (r->end - r->p < 5 || !is_hex (r->p[1]) || !is_hex (r->p[2]) ||
+              !is_hex (r->p[3]) || !is_hex (r->p[4]))
+            return fail (r, "\\u must be followed by four hex digits");
+          r->p += 5;
+          break;
+        default:
+          return fail (r, "invalid escape sequence in string");
+        }
+    }
+  return fail (r, "unterminated string");
+}
+
+static gboolean
+read_array (Reader *r)
+{
+  r->p++;   /* [ */
+  skip_whitespace (r);
+  if (r->p < r->end && *r->p == ']')
+    {
+      r->p++;
+      return TRUE;
+    }
+  for (;;)
+    {
+      PubsubJsonValue item;
+
+      if (!read_value (r, &item))
+        return FALSE;
+      skip_whitespace (r);
+      if (r->p >= r->end)
+        return fail (r, "unterminated array");
+      if (*r->p == ']')
+        {
+          r->p++;
+          return TRUE;
+        }
+      if (*r->p != ',')
+        return fail (r, "expected ',' or ']' in array");
+      r->p++;
+    }
+}
+
+static gboolean
+read_object (Reader *r)
+{
+  r->p++;   /* { */
+  skip_whitespace (r);
+  if (r->p < r->end && *r->p == '}')
+    {
+      r->p++;
+      return TRUE;
+    }
+  for (;;)
+    {
+      PubsubJsonValue member;
+
+      skip_whitespace (r);
+      if (r->p >= r->end || *r->p != '"')
+        return fail (r, "object keys must be double-quoted strings");
+      if (!read_string (r))
+        return FALSE;
+      skip_whitespace (r);
+      if (r->p >= r->end || *r->p != ':')
+        return fail (r, "expected ':' after an object key");
+      r->p++;
+      if (!read_value (r, &member))
+        return FALSE;
+      skip_whitespace (r);
+      if (r->p >= r->end)
+        return fail (r, "unterminated object");
+      if (*r->p == '}')
+        {
+          r->p++;
+          return TRUE;
+        }
+      if (*r->p != ',')
+        return fail (r, "expected ',' or '}' in object");
+      r->p++;
+    }
+}
+
+static gboolean
+read_nested (Reader   *r,
+             gboolean  is_object)
+{
+  gboolean ok;
+
+  if (++r->depth > PUBSUB_JSON_MAX_DEPTH)
+    return fail (r, "nesting is too deep");
+  ok = is_object ? read_object (r) : read_array (r);
+  r->depth--;
+  return ok;
+}
+
+static gboolean
+read_value (Reader          *r,
+            PubsubJsonValue *out)
+{
+  gboolean ok;
+
+  skip_whitespace (r);
+  if (r->p >= r->end)
+    return fail (r, "unexpected end of input");
+
+  out->text = r->p;
+  switch (*r->p)
+    {
+    case '{':
+      out->kind = PUBSUB_JSON_OBJECT;
+      ok = read_nested (r, TRUE);
+      break;
+    case '[':
+      out->kind = PUBSUB_JSON_ARRAY;
+      ok = read_nested (r, FALSE);
+      break;
+    case '"':
+      out->kind = PUBSUB_JSON_STRING;
+      ok = read_string (r);
+      break;
+    case 't':
+      out->kind = PUBSUB_JSON_TRUE;
+      ok = read_literal (r, "true", 4);
+      break;
+    case 'f':
+      out->kind = PUBSUB_JSON_FALSE;
+      ok = read_literal (r, "false", 5);
+      break;
+    case 'n':
+      out->kind = PUBSUB_JSON_NULL;
+      ok = read_literal (r, "null", 4);
+      break;
+    default:
+      out->kind = PUBSUB_JSON_NUMBER;
+      ok = read_number (r);
+      break;
+    }
+  out->len = (gsize) (r->p - out->text);
+  return ok;
+}
+
+/**
+ * pubsub_json_validate:
+ * @text: UTF-8 text, not necessarily NUL-terminated
+ * @len: its length in bytes
+ * @out_value: (out): the span of the one value in @text
+ * @error: a %PUBSUB_ERROR_BAD_REQUEST saying what is wrong and where
+ *
+ * Checks that @text is exactly one JSON value, optionally surrounded by
+ * whitespace, under the strict grammar of RFC 8259.
+ */
+gboolean
+pubsub_json_validate (const char       *text,
+                      gsize             len,
+                      PubsubJsonValue  *out_value,
+                      GError          **error)
+{
+  Reader r = { text, text, text + len, 0, NULL };
+  PubsubJsonValue value;
+  const char *invalid_utf8;
+
+  if (!g_utf8_validate_len (text, len, &invalid_utf8))
+    {
+      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+                   "not valid JSON: invalid UTF-8 at byte %" G_GSIZE_FORMAT,
+                   (gsize) (invalid_utf8 - text));
+      return FALSE;
+    }
+
+  if (read_value (&r, &value))
+    {
+      skip_whitespace (&r);
+      if (r.p == r.end)
+        {
+          if (out_value != NULL)
+            *out_value = value;
+          return TRUE;
+        }
+      fail (&r, "unexpected data after the JSON value");
+    }
+
+  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+               "not valid JSON: %s at byte %" G_GSIZE_FORMAT,
+               r.problem, (gsize) (r.p - text));
+  return FALSE;
+}
+
+/**
+ * pubsub_json_object_members:
+ * @object: an already validated %PUBSUB_JSON_OBJECT
+ * @members: (out caller-allocates): room for @max_members members
+ * @max_members: size of @members
+ * @n_members: (out): members found
+ *
+ * Lists the members of @object in order.
+ *
+ * Returns: %FALSE if @object has more than @max_members members
+ */
+gboolean
+pubsub_json_object_members (const PubsubJsonValue *object,
+                            PubsubJsonMember      *members,
+                            guint                  max_members,
+                            guint                 *n_members)
+{
+  Reader r = { object->text, object->text + 1, object->text + object->len, 0, NULL };
+
+  g_return_val_if_fail (object->kind == PUBSUB_JSON_OBJECT, FALSE);
+
+  *n_members = 0;
+  for (;;)
+    {
+      PubsubJsonMember member;
+      gboolean ok;
+
+      skip_whitespace (&r);
+      if (*r.p == '}')
+        return TRUE;
+      if (*r.p == ',')
+        {
+          r.p++;
+          skip_whitespace (&r);
+        }
+      ok = read_value (&r, &member.key);
+      skip_whitespace (&r);
+      r.p++;   /* ':' */
+      ok = ok && read_value (&r, &member.value);
+      g_assert (ok);   /* @object was validated by pubsub_json_validate() */
+      if (*n_members == max_members)
+        return FALSE;
+      members[(*n_members)++] = member;
+    }
+}
+
+/**
+ * pubsub_json_key_equal:
+ * @key: a string value
+ * @name: a plain ASCII name
+ *
+ * Compares the string @key (quotes and escapes included) with @name.
+ */
+gboolean
+pubsub_json_key_equal (const PubsubJsonValue *key,
+                       const char            *name)
+{
+  gsize name_len = strlen (name);
+  g_autofree char *decoded = NULL;
+  gsize decoded_len;
+
+  if (key->len == name_len + 2 && memcmp (key->text + 1, name, name_len) == 0)
+    return TRUE;
+  if (memchr (key->text, '\\', key->len) == NULL)
+    return FALSE;
+  decoded = pubsub_json_string_decode (key, &decoded_len);
+  return decoded_len == name_len && memcmp (decoded, name, name_len) == 0;
+}
+
+static guint
+hex4 (const char *p)
+{
+  guint value = 0;
+
+  for (guint i = 0; i < 4; i++)
+    value = (value << 4) | (guint) g_ascii_xdigit_value (p[i]);
+  return value;
+}
+
+/**
+ * pubsub_json_string_decode:
+ * @string: a validated %PUBSUB_JSON_STRING
+ * @out_len: (out) (optional): decoded length in bytes; the text may hold NULs
+ *
+ * Resolves escapes. Lone surrogates become U+FFFD.
+ *
+ * Returns: (transfer full): the NUL-terminated UTF-8 text
+ */
+char *
+pubsub_json_string_decode (const PubsubJsonValue *string,
+                           gsize                 *out_len)
+{
+  const char *p = string->text + 1;
+  const char *end = string->text + string->len - 1;
+  GString *out = g_string_sized_new (string->len);
+
+  g_return_val_if_fail (string->kind == PUBSUB_JSON_STRING, NULL);
+
+  while (p < end)
+    {
+      gunichar u;
+
+      if (*p != '\\')
+        {
+          g_string_append_c (out, *p++);
+          continue;
+        }
+      p++;
+      switch (*p)
+        {
+        case 'b': g_string_append_c (out, '\b'); p++; continue;
+        case 'f': g_string_append_c (out, '\f'); p++; continue;
+        case 'n': g_string_append_c (out, '\n'); p++; continue;
+        case 'r': g_string_append_c (out, '\r'); p++; continue;
+        case 't': g_string_append_c (out, '\t'); p++; continue;
+        case 'u': break;
+        default: g_string_append_c (out, *p++); continue;
+        }
+      u = hex4 (p + 1);
+      p += 5;
+      if (u >= 0xD800 && u < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u')
+        {
+          gunichar low = hex4 (p + 2);
+
+          if (low >= 0xDC00 && low < 0xE000)
+            {
+              u = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
+              p += 6;
+            }
+        }
+      if (u >= 0xD800 && u < 0xE000)
+        u = 0xFFFD;
+      g_string_append_unichar (out, u);
+    }
+
+  if (out_len != NULL)
+    *out_len = out->len;
+  return g_string_free (out, FALSE);
+}

@@ -1,0 +1,570 @@
+/* pubsub-protocol.c: the WebSocket JSON protocol, as pure functions
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "pubsub-error.h"
+#include "pubsub-json.h"
+#include "pubsub-protocol.h"
+
+/* A frame may carry fields the protocol does not name; this many at most. */
+#define MAX_FIELDS 64
+/* Longest WebSocket header of an unmasked server frame. */
+#define MAX_HEADER_LEN 10
+
+gboolean
+pubsub_topic_name_is_valid (const char *name,
+                            gsize       len)
+{
+  if (len == 0 || len > PUBSUB_TOPIC_NAME_MAX)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = name[i];
+
+      if (!g_ascii_isalnum (c) && c != '.' && c != '_' && c != '-' && c != ':')
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * pubsub_check_topic_name:
+ * @name: a candidate topic name
+ * @error: a %PUBSUB_ERROR_BAD_REQUEST that says which names are allowed
+ */
+gboolean
+pubsub_check_topic_name (const char  *name,
+                         GError     **error)
+{
+  if (pubsub_topic_name_is_valid (name, strlen (name)))
+    return TRUE;
+  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+               "invalid topic name: use 1 to %d characters of A-Z a-z 0-9 . _ - :",
+               PUBSUB_TOPIC_NAME_MAX);
+  return FALSE;
+}
+
+/**
+ * pubsub_format_timestamp:
+ * @real_time_us: microseconds since the epoch
+ * @out: room for the RFC 3339 UTC text with milliseconds and its NUL
+ *
+ * Every server frame carries one of these, so the date part is computed
+ * once per second and reused.
+ */
+void
+pubsub_format_timestamp (gint64 real_time_us,
+                         char   out[PUBSUB_TIMESTAMP_LEN + 1])
+{
+  static gint64 cached_second = G_MININT64;
+  static char cached[PUBSUB_TIMESTAMP_LEN + 1];
+  gint64 second = real_time_us / G_USEC_PER_SEC;
+  guint millis = (guint) ((real_time_us % G_USEC_PER_SEC) / 1000);
+
+  if (second != cached_second)
+    {
+      time_t t = (time_t) second;
+      struct tm tm;
+
+      gmtime_r (&t, &tm);
+      strftime (cached, sizeof cached, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+      cached_second = second;
+    }
+  memcpy (out, cached, sizeof cached);
+  out[20] = (char) ('0' + millis / 100);
+  out[21] = (char) ('0' + millis / 10 % 10);
+  out[22] = (char) ('0' + millis % 10);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Parsing                                                                */
+
+static const PubsubJsonValue *
+find_field (const PubsubJsonMember *members,
+            guint                   n_members,
+            const char             *name)
+{
+  /* The last occurrence wins, as with JSON.parse() and json-glib. */
+  for (guint i = n_members; i > 0; i--)
+    if (pubsub_json_key_equal (&members[i - 1].key, name))
+      return &members[i - 1].value;
+  return NULL;
+}
+
+static gboolean
+bad_request (GError    **error,
+             const char *message)
+{
+  g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST, message);
+  return FALSE;
+}
+
+static gboolean
+is_null (const PubsubJsonValue *value)
+{
+  return value == NULL || value->kind == PUBSUB_JSON_NULL;
+}
+
+static gboolean
+parse_type (const PubsubJsonValue *value,
+            PubsubRequestType     *type,
+            GError               **error)
+{
+  static const struct { const char *name; PubsubRequestType type; } types[] = {
+    { "subscribe", PUBSUB_REQUEST_SUBSCRIBE },
+    { "unsubscribe", PUBSUB_REQUEST_UNSUBSCRIBE },
+    { "publish", PUBSUB_REQUEST_PUBLISH },
+    { "ping", PUBSUB_REQUEST_PING },
+  };
+
+  if (is_null (value))
+    return bad_request (error, "missing field 'type'");
+  if (value->kind != PUBSUB_JSON_STRING)
+    return bad_request (error, "field 'type' must be a string");
+  for (gsize i = 0; i < G_N_ELEMENTS (types); i++)
+    {
+      if (pubsub_json_key_equal (value, types[i].name))
+        {
+          *type = types[i].type;
+          return TRUE;
+        }
+    }
+  return bad_request (error,
+                      "unknown type: expected subscribe, unsubscribe, publish or ping");
+}
+
+static gboolean
+parse_topic (const PubsubJsonValue *value,
+             char                   topic[PUBSUB_TOPIC_NAME_MAX + 1],
+             GError               **error)
+{
+  g_autofree char *name = NULL;
+  gsize len;
+
+  if (is_null (value))
+    return bad_request (error, "missing field 'topic'");
+  if (value->kind != PUBSUB_JSON_STRING)
+    return bad_request (error, "field 'topic' must be a string");
+  name = pubsub_json_string_decode (value, &len);
+  if (!pubsub_topic_name_is_valid (name, len))
+    return pubsub_check_topic_name ("", error);
+  memcpy (topic, name, len + 1);
+  return TRUE;
+}
+
+static gboolean
+parse_client_id (const PubsubJsonValue  *value,
+                 char                  **client_id,
+                 GError                **error)
+{
+  gsize len;
+
+  if (is_null (value))
+    return bad_request (error, "missing field 'client_id'");
+  if (value->kind != PUBSUB_JSON_STRING)
+    return bad_request (error, "field 'client_id' must be a string");
+  *client_id = pubsub_json_string_decode (value, &len);
+  if (len == 0 || strlen (*client_id) != len)
+    return bad_request (error, "field 'client_id' must be a non-empty string without NUL");
+  return TRUE;
+}
+
+/* A JSON integer ≥ 0, saturated at G_MAXUINT64 (no history is that long). */
+static gboolean
+parse_last_n (const PubsubJsonValue *value,
+              guint64               *last_n,
+              GError               **error)
+{
+  const char *p;
+  const char *end;
+  gboolean negative;
+
+  *last_n = 0;
+  if (is_null (value))
+    return TRUE;
+  if (value->kind != PUBSUB_JSON_NUMBER ||
+      memchr (value->text, '.', value->len) != NULL ||
+      memchr (value->text, 'e', value->len) != NULL ||
+      memchr (value->text, 'E', value->len) != NULL)
+    return bad_request (error, "field 'last_n' must be an integer >= 0");
+
+  p = value->text;
+  end = value->text + value->len;
+  negative = *p == '-';
+  if (negative)
+    p++;
+  for (; p < end; p++)
+    {
+      guint digit = (guint) (*p - '0');
+
+      if (*last_n > (G_MAXUINT64 - digit) / 10)
+        *last_n = G_MAXUINT64;
+      else
+        *last_n = *last_n * 10 + digit;
+    }
+  if (negative && *last_n != 0)
+    return bad_request (error, "field 'last_n' must be an integer >= 0");
+  return TRUE;
+}
+
+static gboolean
+parse_message (const PubsubJsonValue *value,
+               PubsubRequest         *request,
+               GError               **error)
+{
+  PubsubJsonMember members[MAX_FIELDS];
+  const PubsubJsonValue *id;
+  const PubsubJsonValue *payload;
+  g_autofree char *id_text = NULL;
+  gsize id_len;
+  guint n_members;
+
+  if (is_null (value))
+    return bad_request (error, "missing field 'message'");
+  if (value->kind != PUBSUB_JSON_OBJECT)
+    return bad_request (error, "field 'message' must be an object with 'id' and 'payload'");
+  if (!pubsub_json_object_members (value, members, MAX_FIELDS, &n_members))
+    return bad_request (error, "field 'message' has too many fields");
+
+  id = find_field (members, n_members, "id");
+  if (id == NULL || id->kind != PUBSUB_JSON_STRING)
+    return bad_request (error, "message.id must be a valid UUID");
+  id_text = pubsub_json_string_decode (id, &id_len);
+  if (id_len != PUBSUB_UUID_LEN || !g_uuid_string_is_valid (id_text))
+    return bad_request (error, "message.id must be a valid UUID");
+  memcpy (request->message_id, id_text, PUBSUB_UUID_LEN + 1);
+
+  payload = find_field (members, n_members, "payload");
+  if (payload == NULL)
+    return bad_request (error, "missing field 'message.payload'");
+  request->payload = payload->text;
+  request->payload_len = payload->len;
+  return TRUE;
+}
+
+static gboolean
+parse_request_id (const PubsubJsonValue *value,
+                  PubsubRequest         *request,
+                  GError               **error)
+{
+  if (is_null (value))
+    return TRUE;
+  if (value->kind != PUBSUB_JSON_STRING)
+    return bad_request (error, "field 'request_id' must be a string");
+  request->request_id = value->text;
+  request->request_id_len = value->len;
+  return TRUE;
+}
+
+/**
+ * pubsub_request_parse:
+ * @text: the text of one WebSocket frame (UTF-8, checked by the transport)
+ * @len: its length
+ * @request: (out caller-allocates): the parsed request; its request_id is
+ *   filled in even when parsing fails later, so the error can echo it
+ * @error: a %PUBSUB_ERROR_BAD_REQUEST naming the problem
+ *
+ * Clear @request with pubsub_request_clear() afterwards, on success or not.
+ */
+gboolean
+pubsub_request_parse (const char     *text,
+                      gsize           len,
+                      PubsubRequest  *request,
+                      GError        **error)
+{
+  PubsubJsonMember members[MAX_FIELDS];
+  PubsubJsonValue root;
+  guint n_members;
+
+  memset (request, 0, sizeof *request);
+
+  if (!pubsub_json_validate (text, len, &root, error))
+    return FALSE;
+  if (root.kind != PUBSUB_JSON_OBJECT)
+    return bad_request (error, "a frame must be a JSON object");
+  if (!pubsub_json_object_members (&root, members, MAX_FIELDS, &n_members))
+    return bad_request (error, "a frame must not have more than 64 fields");
+
+  if (!parse_request_id (find_field (members, n_members, "request_id"), request, error) ||
+      !parse_type (find_field (members, n_members, "type"), &request->type, error))
+    return FALSE;
+
+  switch (request->type)
+    {
+    case PUBSUB_REQUEST_SUBSCRIBE:
+      return parse_topic (find_field (members, n_members, "topic"), request->topic, error) &&
+             parse_client_id (find_field (members, n_members, "client_id"), &request->client_id, error) &&
+             parse_last_n (find_field (members, n_members, "last_n"), &request->last_n, error);
+    case PUBSUB_REQUEST_UNSUBSCRIBE:
+      return parse_topic (find_field (members, n_members, "topic"), request->topic, error) &&
+             parse_client_id (find_field (members, n_members, "client_id"), &request->client_id, error);
+    case PUBSUB_REQUEST_PUBLISH:
+      return parse_topic (find_field (members, n_members, "topic"), request->topic, error) &&
+             parse_message (find_field (members, n_members, "message"), request, error);
+    case PUBSUB_REQUEST_PING:
+      return TRUE;
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+void
+pubsub_request_clear (PubsubRequest *request)
+{
+  g_clear_pointer (&request->client_id, g_free);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Building                                                               */
+
+static gsize
+header_len_for (gsize payload_len)
+{
+  if (payload_len < 126)
+    return 2;
+  if (payload_len <= G_MAXUINT16)
+    return 4;
+  return 10;
+}
+
+static void
+write_header (guint8 *out,
+              gsize   payload_len,
+              guint8  opcode)
+{
+  out[0] = 0x80 | opcode;   /* FIN */
+  if (payload_len < 126)
+    {
+      out[1] = (guint8) payload_len;
+      return;
+    }
+  if (payload_len <= G_MAXUINT16)
+    {
+      out[1] = 126;
+      out[2] = (guint8) (payload_len >> 8);
+      out[3] = (guint8) payload_len;
+      return;
+    }
+  out[1] = 127;
+  for (guint i = 0; i < 8; i++)
+    out[2 + i] = (guint8) ((guint64) payload_len >> (56 - 8 * i));
+}
+
+/* Takes the JSON text built in @json and returns it as a text frame. */
+static GBytes *
+frame_from_json (GString *json)
+{
+  gsize header_len = header_len_for (json->len);
+  guint8 *frame = g_malloc (header_len + json->len);
+
+  write_header (frame, json->len, 0x1);
+  memcpy (frame + header_len, json->str, json->len);
+  return g_bytes_new_take (frame, header_len + json->len);
+}
+
+/**
+ * pubsub_frame_header_len:
+ * @frame: a frame built by this file
+ *
+ * Returns: where the JSON text starts in @frame.
+ */
+gsize
+pubsub_frame_header_len (GBytes *frame)
+{
+  const guint8 *data = g_bytes_get_data (frame, NULL);
+
+  return data[1] < 126 ? 2 : data[1] == 126 ? 4 : 10;
+}
+
+static void
+append_json_string (GString    *out,
+                    const char *text)
+{
+  g_string_append_c (out, '"');
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      guchar c = (guchar) *p;
+
+      if (c == '"' || c == '\\')
+        {
+          g_string_append_c (out, '\\');
+          g_string_append_c (out, (char) c);
+        }
+      else if (c < 0x20)
+        g_string_append_printf (out, "\\u%04x", c);
+      else
+        g_string_append_c (out, (char) c);
+    }
+  g_string_append_c (out, '"');
+}
+
+static void
+append_request_id (GString             *out,
+                   const PubsubRequest *request)
+{
+  if (request != NULL && request->request_id != NULL)
+    {
+      g_string_append (out, ",\"request_id\":");
+      g_string_append_len (out, request->request_id, (gssize) request->request_id_len);
+    }
+}
+
+static GBytes *
+finish_with_timestamp (GString *json)
+{
+  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+  GBytes *frame;
+
+  pubsub_format_timestamp (g_get_real_time (), ts);
+  g_string_append (json, ",\"ts\":\"");
+  g_string_append (json, ts);
+  g_string_append (json, "\"}");
+  frame = frame_from_json (json);
+  g_string_free (json, TRUE);
+  return frame;
+}
+
+/**
+ * pubsub_frame_new_event:
+ * @topic: a valid topic name (no escaping needed)
+ * @message_id: a valid UUID (no escaping needed)
+ * @payload: the payload's original, validated JSON text
+ * @payload_len: its length
+ * @real_time_us: the publish time
+ *
+ * Builds the one event frame of a publish, sized exactly, so that its bytes
+ * can be shared by every subscriber and by the history.
+ */
+GBytes *
+pubsub_frame_new_event (const char *topic,
+                        const char *message_id,
+                        const char *payload,
+                        gsize       payload_len,
+                        gint64      real_time_us)
+{
+  static const char part1[] = "{\"type\":\"event\",\"topic\":\"";
+  static const char part2[] = "\",\"message\":{\"id\":\"";
+  static const char part3[] = "\",\"payload\":";
+  static const char part4[] = "},\"ts\":\"";
+  static const char part5[] = "\"}";
+  gsize topic_len = strlen (topic);
+  gsize id_len = strlen (message_id);
+  gsize json_len = (sizeof part1 - 1) + topic_len + (sizeof part2 - 1) + id_len +
+                   (sizeof part3 - 1) + payload_len + (sizeof part4 - 1) +
+                   PUBSUB_TIMESTAMP_LEN + (sizeof part5 - 1);
+  gsize header_len = header_len_for (json_len);
+  guint8 *frame = g_malloc (header_len + json_len);
+  char *p = (char *) frame + header_len;
+
+#define APPEND(src, n) G_STMT_START { memcpy (p, (src), (n)); p += (n); } G_STMT_END
+  write_header (frame, json_len, 0x1);
+  APPEND (part1, sizeof part1 - 1);
+  APPEND (topic, topic_len);
+  APPEND (part2, sizeof part2 - 1);
+  APPEND (message_id, id_len);
+  APPEND (part3, sizeof part3 - 1);
+  APPEND (payload, payload_len);
+  APPEND (part4, sizeof part4 - 1);
+  pubsub_format_timestamp (real_time_us, p);
+  p += PUBSUB_TIMESTAMP_LEN;
+  APPEND (part5, sizeof part5 - 1);
+#undef APPEND
+
+  g_assert ((gsize) (p - (char *) frame) == header_len + json_len);
+  return g_bytes_new_take (frame, header_len + json_len);
+}
+
+/**
+ * pubsub_frame_new_ack:
+ * @request: (nullable): the request being acknowledged
+ * @topic: the topic it is about
+ */
+GBytes *
+pubsub_frame_new_ack (const PubsubRequest *request,
+                      const char          *topic)
+{
+  GString *json = g_string_sized_new (128);
+
+  g_string_append (json, "{\"type\":\"ack\"");
+  append_request_id (json, request);
+  g_string_append (json, ",\"topic\":");
+  append_json_string (json, topic);
+  g_string_append (json, ",\"status\":\"ok\"");
+  return finish_with_timestamp (json);
+}
+
+/**
+ * pubsub_frame_new_error:
+ * @request: (nullable): the request that failed, for its request_id and topic
+ * @error: what failed
+ */
+GBytes *
+pubsub_frame_new_error (const PubsubRequest *request,
+                        const GError        *error)
+{
+  GString *json = g_string_sized_new (192);
+
+  g_string_append (json, "{\"type\":\"error\"");
+  append_request_id (json, request);
+  if (request != NULL && request->topic[0] != '\0')
+    {
+      g_string_append (json, ",\"topic\":");
+      append_json_string (json, request->topic);
+    }
+  g_string_append (json, ",\"error\":{\"code\":\"");
+  g_string_append (json, pubsub_error_to_code (error));
+  g_string_append (json, "\",\"message\":");
+  append_json_string (json, error->message);
+  g_string_append_c (json, '}');
+  return finish_with_timestamp (json);
+}
+
+GBytes *
+pubsub_frame_new_pong (const PubsubRequest *request)
+{
+  GString *json = g_string_sized_new (96);
+
+  g_string_append (json, "{\"type\":\"pong\"");
+  append_request_id (json, request);
+  return finish_with_timestamp (json);
+}
+
+/**
+ * pubsub_frame_new_info:
+ * @msg: "ping", "topic_deleted", …
+ * @topic: (nullable): the topic it is about
+ */
+GBytes *
+pubsub_frame_new_info (const char *msg,
+                       const char *topic)
+{
+  GString *json = g_string_sized_new (96);
+
+  g_string_append (json, "{\"type\":\"info\"");
+  if (topic != NULL)
+    {
+      g_string_append (json, ",\"topic\":");
+      append_json_string (json, topic);
+    }
+  g_string_append (json, ",\"msg\":");
+  append_json_string (json, msg);
+  return finish_with_timestamp (json);
+}
+
+/**
+ * pubsub_frame_new_ping:
+ *
+ * Returns: a WebSocket ping control frame with an empty body.
+ */
+GBytes *
+pubsub_frame_new_ping (void)
+{
+  static const guint8 ping[] = { 0x89, 0x00 };
+
+  return g_bytes_new_static (ping, sizeof ping);
+}

@@ -1,0 +1,69 @@
+/* pubsub-protocol.h: the WebSocket JSON protocol, as pure functions
+ *
+ * Parsing of client frames and building of server frames. Server frames are
+ * returned as complete, unmasked WebSocket text frames (header + JSON) so
+ * that one buffer can be written unchanged to every subscriber.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define PUBSUB_TOPIC_NAME_MAX 128
+#define PUBSUB_TIMESTAMP_LEN  24   /* 2026-11-27T10:00:00.123Z */
+#define PUBSUB_UUID_LEN       36
+
+typedef enum {
+  PUBSUB_REQUEST_SUBSCRIBE,
+  PUBSUB_REQUEST_UNSUBSCRIBE,
+  PUBSUB_REQUEST_PUBLISH,
+  PUBSUB_REQUEST_PING,
+} PubsubRequestType;
+
+/* A parsed client frame. Pointers point into the frame's text. */
+typedef struct {
+  PubsubRequestType  type;
+  const char        *request_id;       /* raw JSON string token, or NULL */
+  gsize              request_id_len;
+  char               topic[PUBSUB_TOPIC_NAME_MAX + 1];
+  char              *client_id;        /* owned, decoded */
+  guint64            last_n;           /* saturated, 0 when absent */
+  char               message_id[PUBSUB_UUID_LEN + 1];
+  const char        *payload;          /* raw JSON text of message.payload */
+  gsize              payload_len;
+} PubsubRequest;
+
+gboolean  pubsub_topic_name_is_valid     (const char   *name,
+                                          gsize         len);
+gboolean  pubsub_check_topic_name        (const char   *name,
+                                          GError      **error) G_GNUC_WARN_UNUSED_RESULT;
+void      pubsub_format_timestamp        (gint64        real_time_us,
+                                          char          out[PUBSUB_TIMESTAMP_LEN + 1]);
+
+gboolean  pubsub_request_parse           (const char     *text,
+                                          gsize           len,
+                                          PubsubRequest  *request,
+                                          GError        **error) G_GNUC_WARN_UNUSED_RESULT;
+void      pubsub_request_clear           (PubsubRequest  *request);
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (PubsubRequest, pubsub_request_clear)
+
+GBytes   *pubsub_frame_new_event         (const char   *topic,
+                                          const char   *message_id,
+                                          const char   *payload,
+                                          gsize         payload_len,
+                                          gint64        real_time_us);
+GBytes   *pubsub_frame_new_ack           (const PubsubRequest *request,
+                                          const char          *topic);
+GBytes   *pubsub_frame_new_error         (const PubsubRequest *request,
+                                          const GError        *error);
+GBytes   *pubsub_frame_new_pong          (const PubsubRequest *request);
+GBytes   *pubsub_frame_new_info          (const char   *msg,
+                                          const char   *topic);
+GBytes   *pubsub_frame_new_ping          (void);
+gsize     pubsub_frame_header_len        (GBytes       *frame);
+
+G_END_DECLS

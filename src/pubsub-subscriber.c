@@ -1,0 +1,521 @@
+/* pubsub-subscriber.c: one client connection's subscriptions and its
+ * bounded outgoing queue
+ *
+ * Every frame for the client (events, replies, and the WebSocket control
+ * frames libsoup produces) goes through one FIFO of shared frames. A frame
+ * counts against queue-size until its last byte is in the kernel; the queue is
+ * drained with vectored non-blocking writes, once per main-loop iteration for
+ * every subscriber that has something pending, so a burst of publishes costs
+ * each subscriber one writev() rather than one write() per event.
+ *
+ * When a frame would exceed the bound and the socket takes nothing more, the
+ * subscriber turns slow: it drops its subscriptions and emits
+ * "slow-consumer"; the transport then closes the connection. Nothing else
+ * ever waits for it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "pubsub-frame-queue.h"
+#include "pubsub-protocol.h"
+#include "pubsub-subscriber.h"
+
+/* Frames per writev(); well under IOV_MAX. */
+#define MAX_VECTORS 256
+/* Room above queue-size for the SLOW_CONSUMER error and the close frame. */
+#define FINAL_FRAMES_SLACK 4
+
+typedef struct {
+  PubsubTopic *topic;             /* owned */
+  char        *client_id;         /* owned */
+  gulong       event_handler;
+  gulong       deleted_handler;
+} Subscription;
+
+struct _PubsubSubscriber {
+  GObject                parent_instance;
+
+  GPollableOutputStream *output;         /* owned; NULL once closed */
+  GSource               *output_source;  /* owned; armed while the socket is full */
+  PubsubFrameQueue       queue;
+  guint                  queue_size;
+  GHashTable            *subscriptions;  /* owned: topic name → owned Subscription */
+  gboolean               flush_scheduled;
+  gboolean               slow;
+};
+
+G_DEFINE_FINAL_TYPE (PubsubSubscriber, pubsub_subscriber, G_TYPE_OBJECT)
+
+enum {
+  PROP_0,
+  PROP_OUTPUT,
+  PROP_QUEUE_SIZE,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum {
+  SIGNAL_SLOW_CONSUMER,
+  SIGNAL_DRAINED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+/* ---------------------------------------------------------------------- */
+/* The flush pass: one source for all subscribers                         */
+
+static GSource   *flush_source;
+static GPtrArray *flush_pending;   /* owned refs to subscribers */
+
+static gboolean
+flush_source_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
+{
+  g_autoptr(GPtrArray) pending = g_steal_pointer (&flush_pending);
+
+  flush_pending = g_ptr_array_new_with_free_func (g_object_unref);
+  g_source_set_ready_time (source, -1);
+
+  for (guint i = 0; i < pending->len; i++)
+    {
+      PubsubSubscriber *self = g_ptr_array_index (pending, i);
+
+      self->flush_scheduled = FALSE;
+      pubsub_subscriber_flush (self);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs flush_source_funcs = {
+  .dispatch = flush_source_dispatch,
+};
+
+/* Runs at default priority, in the same iteration as the socket reads that
+ * queued the frames, after them. */
+static void
+schedule_flush (PubsubSubscriber *self)
+{
+  if (self->flush_scheduled || self->output_source != NULL)
+    return;
+
+  if (flush_source == NULL)
+    {
+      flush_source = g_source_new (&flush_source_funcs, sizeof (GSource));
+      g_source_set_static_name (flush_source, "pubsub-flush");
+      g_source_set_priority (flush_source, G_PRIORITY_DEFAULT);
+      g_source_attach (flush_source, g_main_context_get_thread_default ());
+      flush_pending = g_ptr_array_new_with_free_func (g_object_unref);
+    }
+  self->flush_scheduled = TRUE;
+  g_ptr_array_add (flush_pending, g_object_ref (self));
+  g_source_set_ready_time (flush_source, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void
+subscription_free (Subscription *subscription)
+{
+  g_clear_signal_handler (&subscription->event_handler, subscription->topic);
+  g_clear_signal_handler (&subscription->deleted_handler, subscription->topic);
+  pubsub_topic_remove_subscriber (subscription->topic);
+  g_object_unref (subscription->topic);
+  g_free (subscription->client_id);
+  g_free (subscription);
+}
+
+static void
+pubsub_subscriber_dispose (GObject *object)
+{
+  PubsubSubscriber *self = PUBSUB_SUBSCRIBER (object);
+
+  pubsub_subscriber_close (self);
+
+  G_OBJECT_CLASS (pubsub_subscriber_parent_class)->dispose (object);
+}
+
+static void
+pubsub_subscriber_finalize (GObject *object)
+{
+  PubsubSubscriber *self = PUBSUB_SUBSCRIBER (object);
+
+  g_hash_table_unref (self->subscriptions);
+  pubsub_frame_queue_clear (&self->queue);
+
+  G_OBJECT_CLASS (pubsub_subscriber_parent_class)->finalize (object);
+}
+
+static void
+pubsub_subscriber_set_property (GObject      *object,
+                                guint         prop_id,
+                                const GValue *value,
+                                GParamSpec   *pspec)
+{
+  PubsubSubscriber *self = PUBSUB_SUBSCRIBER (object);
+
+  switch (prop_id)
+    {
+    case PROP_OUTPUT:
+      self->output = g_value_dup_object (value);
+      break;
+    case PROP_QUEUE_SIZE:
+      self->queue_size = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+pubsub_subscriber_get_property (GObject    *object,
+                                guint       prop_id,
+                                GValue     *value,
+                                GParamSpec *pspec)
+{
+  PubsubSubscriber *self = PUBSUB_SUBSCRIBER (object);
+
+  switch (prop_id)
+    {
+    case PROP_OUTPUT:
+      g_value_set_object (value, self->output);
+      break;
+    case PROP_QUEUE_SIZE:
+      g_value_set_uint (value, self->queue_size);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+pubsub_subscriber_class_init (PubsubSubscriberClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = pubsub_subscriber_dispose;
+  object_class->finalize = pubsub_subscriber_finalize;
+  object_class->get_property = pubsub_subscriber_get_property;
+  object_class->set_property = pubsub_subscriber_set_property;
+
+  properties[PROP_OUTPUT] =
+    g_param_spec_object ("output", NULL, NULL, G_TYPE_POLLABLE_OUTPUT_STREAM,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_QUEUE_SIZE] =
+    g_param_spec_uint ("queue-size", NULL, NULL, 1, G_MAXUINT, 100,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * PubsubSubscriber::slow-consumer:
+   *
+   * Emitted once, when the queue overflowed. The subscriber has already
+   * dropped its subscriptions; the owner closes the connection.
+   */
+  signals[SIGNAL_SLOW_CONSUMER] =
+    g_signal_new ("slow-consumer", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+
+  /**
+   * PubsubSubscriber::drained:
+   *
+   * Emitted when a flush empties the queue.
+   */
+  signals[SIGNAL_DRAINED] =
+    g_signal_new ("drained", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+pubsub_subscriber_init (PubsubSubscriber *self)
+{
+  pubsub_frame_queue_init (&self->queue);
+  self->subscriptions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                               (GDestroyNotify) subscription_free);
+}
+
+/**
+ * pubsub_subscriber_new:
+ * @output: a #GPollableOutputStream to the client (its socket)
+ * @queue_size: frames that may wait for the kernel before the client is cut
+ */
+PubsubSubscriber *
+pubsub_subscriber_new (GOutputStream *output,
+                       guint          queue_size)
+{
+  g_return_val_if_fail (G_IS_POLLABLE_OUTPUT_STREAM (output), NULL);
+
+  return g_object_new (PUBSUB_TYPE_SUBSCRIBER,
+                       "output", output,
+                       "queue-size", queue_size,
+                       NULL);
+}
+
+static gboolean
+on_output_writable (GObject  *stream,
+                    gpointer  user_data)
+{
+  PubsubSubscriber *self = user_data;
+
+  g_clear_pointer (&self->output_source, g_source_unref);
+  pubsub_subscriber_flush (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+wait_for_writable (PubsubSubscriber *self)
+{
+  self->output_source = g_pollable_output_stream_create_source (self->output, NULL);
+  g_source_set_static_name (self->output_source, "pubsub-subscriber-output");
+  g_source_set_callback (self->output_source, G_SOURCE_FUNC (on_output_writable),
+                         g_object_ref (self), g_object_unref);
+  g_source_attach (self->output_source, g_main_context_get_thread_default ());
+}
+
+/**
+ * pubsub_subscriber_flush:
+ *
+ * Hands as much of the queue to the kernel as it takes, without blocking;
+ * when the socket is full, resumes by itself once it is writable again.
+ */
+void
+pubsub_subscriber_flush (PubsubSubscriber *self)
+{
+  g_return_if_fail (PUBSUB_IS_SUBSCRIBER (self));
+
+  if (self->output == NULL || self->output_source != NULL)
+    return;
+
+  while (pubsub_frame_queue_length (&self->queue) > 0)
+    {
+      GOutputVector vectors[MAX_VECTORS];
+      guint n = pubsub_frame_queue_vectors (&self->queue, vectors, MAX_VECTORS);
+      g_autoptr(GError) error = NULL;
+      gsize written = 0;
+      GPollableReturn result;
+
+      result = g_pollable_output_stream_writev_nonblocking (self->output, vectors, n,
+                                                           &written, NULL, &error);
+      if (result == G_POLLABLE_RETURN_WOULD_BLOCK)
+        {
+          wait_for_writable (self);
+          return;
+        }
+      if (result == G_POLLABLE_RETURN_FAILED)
+        {
+          /* The peer is gone; the reading side will notice and close. */
+          g_debug ("write to subscriber failed: %s", error->message);
+          pubsub_frame_queue_clear (&self->queue);
+          g_clear_object (&self->output);
+          return;
+        }
+      pubsub_frame_queue_consume (&self->queue, written);
+    }
+
+  g_signal_emit (self, signals[SIGNAL_DRAINED], 0);
+}
+
+static void
+become_slow (PubsubSubscriber *self)
+{
+  g_autoptr(PubsubSubscriber) hold = g_object_ref (self);
+
+  g_debug ("subscriber exceeded its queue of %u frames", self->queue_size);
+  self->slow = TRUE;
+  pubsub_subscriber_unsubscribe_all (self);
+  g_signal_emit (self, signals[SIGNAL_SLOW_CONSUMER], 0);
+}
+
+/**
+ * pubsub_subscriber_send:
+ * @frame: a complete WebSocket frame, shared, not copied
+ *
+ * Queues @frame within the bound. When the queue is full the socket gets one
+ * more chance to take frames right now (a reading client is never cut just
+ * because the flush pass has not run yet); if it takes none, the subscriber
+ * is a slow consumer.
+ *
+ * Returns: %FALSE if the frame was dropped because the subscriber is slow
+ *   or closed
+ */
+gboolean
+pubsub_subscriber_send (PubsubSubscriber *self,
+                        GBytes           *frame)
+{
+  if (G_UNLIKELY (self->slow || self->output == NULL))
+    return FALSE;
+
+  if (G_UNLIKELY (pubsub_frame_queue_length (&self->queue) >= self->queue_size))
+    {
+      if (self->output_source == NULL)
+        pubsub_subscriber_flush (self);
+      if (pubsub_frame_queue_length (&self->queue) >= self->queue_size)
+        {
+          become_slow (self);
+          return FALSE;
+        }
+    }
+
+  pubsub_frame_queue_push (&self->queue, frame);
+  schedule_flush (self);
+  return TRUE;
+}
+
+/**
+ * pubsub_subscriber_send_final:
+ * @frame: a complete WebSocket frame
+ *
+ * Queues a frame that must go out even past the bound: the SLOW_CONSUMER
+ * error and the close frame after it. A few at most, ever.
+ */
+void
+pubsub_subscriber_send_final (PubsubSubscriber *self,
+                              GBytes           *frame)
+{
+  g_return_if_fail (PUBSUB_IS_SUBSCRIBER (self));
+
+  if (self->output == NULL ||
+      pubsub_frame_queue_length (&self->queue) >= self->queue_size + FINAL_FRAMES_SLACK)
+    return;
+
+  pubsub_frame_queue_push (&self->queue, frame);
+  schedule_flush (self);
+}
+
+static void
+on_topic_event (PubsubTopic   *topic,
+                PubsubMessage *message,
+                gpointer       user_data)
+{
+  pubsub_subscriber_send (user_data, pubsub_message_get_frame (message));
+}
+
+static void
+on_topic_deleted (PubsubTopic *topic,
+                  gpointer     user_data)
+{
+  PubsubSubscriber *self = user_data;
+  const char *name = pubsub_topic_get_name (topic);
+  g_autoptr(GBytes) info = pubsub_frame_new_info ("topic_deleted", name);
+
+  g_hash_table_remove (self->subscriptions, name);
+  pubsub_subscriber_send (self, info);
+}
+
+/**
+ * pubsub_subscriber_subscribe:
+ * @topic: the topic
+ * @client_id: the client's name for itself, kept for diagnostics
+ * @last_n: how many stored messages to replay first
+ *
+ * Replays the last min(@last_n, stored) messages, oldest first, then
+ * connects to the live stream. The daemon is single-threaded, so nothing can
+ * be published between the two: no gap, no duplicate.
+ *
+ * Returns: %FALSE if already subscribed (nothing is replayed again)
+ */
+gboolean
+pubsub_subscriber_subscribe (PubsubSubscriber *self,
+                             PubsubTopic      *topic,
+                             const char       *client_id,
+                             guint64           last_n)
+{
+  const char *name = pubsub_topic_get_name (topic);
+  guint stored = pubsub_topic_get_history_length (topic);
+  guint replay = (guint) MIN (last_n, (guint64) stored);
+  Subscription *subscription;
+
+  g_return_val_if_fail (PUBSUB_IS_SUBSCRIBER (self), FALSE);
+
+  if (self->slow || g_hash_table_contains (self->subscriptions, name))
+    return FALSE;
+
+  for (guint i = stored - replay; i < stored; i++)
+    {
+      PubsubMessage *message = pubsub_topic_get_history_item (topic, i);
+
+      if (!pubsub_subscriber_send (self, pubsub_message_get_frame (message)))
+        return FALSE;
+    }
+
+  subscription = g_new0 (Subscription, 1);
+  subscription->topic = g_object_ref (topic);
+  subscription->client_id = g_strdup (client_id);
+  subscription->event_handler =
+    g_signal_connect (topic, "event", G_CALLBACK (on_topic_event), self);
+  subscription->deleted_handler =
+    g_signal_connect (topic, "deleted", G_CALLBACK (on_topic_deleted), self);
+  g_hash_table_insert (self->subscriptions, (gpointer) name, subscription);
+  pubsub_topic_add_subscriber (topic);
+  return TRUE;
+}
+
+/**
+ * pubsub_subscriber_unsubscribe:
+ * @topic: the topic's name
+ *
+ * Returns: %TRUE if there was such a subscription
+ */
+gboolean
+pubsub_subscriber_unsubscribe (PubsubSubscriber *self,
+                               const char       *topic)
+{
+  g_return_val_if_fail (PUBSUB_IS_SUBSCRIBER (self), FALSE);
+
+  return g_hash_table_remove (self->subscriptions, topic);
+}
+
+void
+pubsub_subscriber_unsubscribe_all (PubsubSubscriber *self)
+{
+  g_return_if_fail (PUBSUB_IS_SUBSCRIBER (self));
+
+  g_hash_table_remove_all (self->subscriptions);
+}
+
+guint
+pubsub_subscriber_get_subscription_count (PubsubSubscriber *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_SUBSCRIBER (self), 0);
+
+  return g_hash_table_size (self->subscriptions);
+}
+
+guint
+pubsub_subscriber_get_queue_length (PubsubSubscriber *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_SUBSCRIBER (self), 0);
+
+  return pubsub_frame_queue_length (&self->queue);
+}
+
+gboolean
+pubsub_subscriber_is_slow (PubsubSubscriber *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_SUBSCRIBER (self), FALSE);
+
+  return self->slow;
+}
+
+/**
+ * pubsub_subscriber_close:
+ *
+ * Drops subscriptions and pending frames and stops writing. Idempotent.
+ */
+void
+pubsub_subscriber_close (PubsubSubscriber *self)
+{
+  g_return_if_fail (PUBSUB_IS_SUBSCRIBER (self));
+
+  pubsub_subscriber_unsubscribe_all (self);
+  if (self->output_source != NULL)
+    {
+      g_source_destroy (self->output_source);
+      g_clear_pointer (&self->output_source, g_source_unref);
+    }
+  g_clear_object (&self->output);
+  pubsub_frame_queue_clear (&self->queue);
+}

@@ -1,0 +1,37 @@
+/* pubsub-subscriber.h: one client connection's subscriptions and its
+ * bounded outgoing queue
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "pubsub-topic.h"
+
+G_BEGIN_DECLS
+
+#define PUBSUB_TYPE_SUBSCRIBER (pubsub_subscriber_get_type ())
+
+G_DECLARE_FINAL_TYPE (PubsubSubscriber, pubsub_subscriber, PUBSUB, SUBSCRIBER, GObject)
+
+PubsubSubscriber *pubsub_subscriber_new                (GOutputStream    *output,
+                                                        guint             queue_size);
+gboolean          pubsub_subscriber_send               (PubsubSubscriber *self,
+                                                        GBytes           *frame);
+void              pubsub_subscriber_send_final         (PubsubSubscriber *self,
+                                                        GBytes           *frame);
+gboolean          pubsub_subscriber_subscribe          (PubsubSubscriber *self,
+                                                        PubsubTopic      *topic,
+                                                        const char       *client_id,
+                                                        guint64           last_n);
+gboolean          pubsub_subscriber_unsubscribe        (PubsubSubscriber *self,
+                                                        const char       *topic);
+void              pubsub_subscriber_unsubscribe_all    (PubsubSubscriber *self);
+guint             pubsub_subscriber_get_subscription_count (PubsubSubscriber *self);
+guint             pubsub_subscriber_get_queue_length   (PubsubSubscriber *self);
+gboolean          pubsub_subscriber_is_slow            (PubsubSubscriber *self);
+void              pubsub_subscriber_flush              (PubsubSubscriber *self);
+void              pubsub_subscriber_close              (PubsubSubscriber *self);
+
+G_END_DECLS

@@ -1,0 +1,299 @@
+/* pubsub-topic.c: a named topic, its history and its fan-out signal
+ *
+ * Fan-out is the topic's own "event" signal: every subscription of the topic
+ * is one handler. The message travels as a static-scope boxed argument, so
+ * GLib neither copies nor refs it per handler.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include "pubsub-topic.h"
+
+struct _PubsubTopic {
+  GObject         parent_instance;
+
+  char           *name;            /* owned */
+  PubsubMessage **history;         /* owned ring of history_size entries */
+  guint           history_size;
+  guint           history_start;   /* index of the oldest entry */
+  guint           history_length;
+  guint           subscribers;
+  guint64         messages;
+};
+
+G_DEFINE_FINAL_TYPE (PubsubTopic, pubsub_topic, G_TYPE_OBJECT)
+
+enum {
+  PROP_0,
+  PROP_NAME,
+  PROP_HISTORY_SIZE,
+  PROP_SUBSCRIBERS,
+  PROP_MESSAGES,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum {
+  SIGNAL_EVENT,
+  SIGNAL_DELETED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+static void
+pubsub_topic_finalize (GObject *object)
+{
+  PubsubTopic *self = PUBSUB_TOPIC (object);
+
+  for (guint i = 0; i < self->history_length; i++)
+    pubsub_message_unref (self->history[(self->history_start + i) % self->history_size]);
+  g_free (self->history);
+  g_free (self->name);
+
+  G_OBJECT_CLASS (pubsub_topic_parent_class)->finalize (object);
+}
+
+static void
+pubsub_topic_constructed (GObject *object)
+{
+  PubsubTopic *self = PUBSUB_TOPIC (object);
+
+  G_OBJECT_CLASS (pubsub_topic_parent_class)->constructed (object);
+
+  if (self->history_size > 0)
+    self->history = g_new0 (PubsubMessage *, self->history_size);
+}
+
+static void
+pubsub_topic_get_property (GObject    *object,
+                           guint       prop_id,
+                           GValue     *value,
+                           GParamSpec *pspec)
+{
+  PubsubTopic *self = PUBSUB_TOPIC (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      g_value_set_string (value, self->name);
+      break;
+    case PROP_HISTORY_SIZE:
+      g_value_set_uint (value, self->history_size);
+      break;
+    case PROP_SUBSCRIBERS:
+      g_value_set_uint (value, self->subscribers);
+      break;
+    case PROP_MESSAGES:
+      g_value_set_uint64 (value, self->messages);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+pubsub_topic_set_property (GObject      *object,
+                           guint         prop_id,
+                           const GValue *value,
+                           GParamSpec   *pspec)
+{
+  PubsubTopic *self = PUBSUB_TOPIC (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      self->name = g_value_dup_string (value);
+      break;
+    case PROP_HISTORY_SIZE:
+      self->history_size = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+pubsub_topic_class_init (PubsubTopicClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->constructed = pubsub_topic_constructed;
+  object_class->finalize = pubsub_topic_finalize;
+  object_class->get_property = pubsub_topic_get_property;
+  object_class->set_property = pubsub_topic_set_property;
+
+  properties[PROP_NAME] =
+    g_param_spec_string ("name", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_HISTORY_SIZE] =
+    g_param_spec_uint ("history-size", NULL, NULL, 0, G_MAXUINT, 100,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_SUBSCRIBERS] =
+    g_param_spec_uint ("subscribers", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_MESSAGES] =
+    g_param_spec_uint64 ("messages", NULL, NULL, 0, G_MAXUINT64, 0,
+                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * PubsubTopic::event:
+   * @message: the message just published
+   *
+   * The fan-out: emitted once per publish, after the history is updated.
+   */
+  signals[SIGNAL_EVENT] =
+    g_signal_new ("event", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, PUBSUB_TYPE_MESSAGE | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * PubsubTopic::deleted:
+   *
+   * Emitted when the broker removes the topic; subscribers drop it.
+   */
+  signals[SIGNAL_DELETED] =
+    g_signal_new ("deleted", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+pubsub_topic_init (PubsubTopic *self)
+{
+}
+
+PubsubTopic *
+pubsub_topic_new (const char *name,
+                  guint       history_size)
+{
+  return g_object_new (PUBSUB_TYPE_TOPIC,
+                       "name", name,
+                       "history-size", history_size,
+                       NULL);
+}
+
+const char *
+pubsub_topic_get_name (PubsubTopic *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), NULL);
+
+  return self->name;
+}
+
+guint
+pubsub_topic_get_subscribers (PubsubTopic *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), 0);
+
+  return self->subscribers;
+}
+
+guint64
+pubsub_topic_get_messages (PubsubTopic *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), 0);
+
+  return self->messages;
+}
+
+guint
+pubsub_topic_get_history_length (PubsubTopic *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), 0);
+
+  return self->history_length;
+}
+
+/**
+ * pubsub_topic_get_history_item:
+ * @index: 0 for the oldest stored message
+ *
+ * Returns: (transfer none): the message
+ */
+PubsubMessage *
+pubsub_topic_get_history_item (PubsubTopic *self,
+                               guint        index)
+{
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), NULL);
+  g_return_val_if_fail (index < self->history_length, NULL);
+
+  return self->history[(self->history_start + index) % self->history_size];
+}
+
+static void
+history_append (PubsubTopic   *self,
+                PubsubMessage *message)
+{
+  guint slot;
+
+  if (self->history_size == 0)
+    return;
+
+  if (self->history_length == self->history_size)
+    {
+      slot = self->history_start;
+      pubsub_message_unref (self->history[slot]);
+      self->history_start = (self->history_start + 1) % self->history_size;
+    }
+  else
+    {
+      slot = (self->history_start + self->history_length) % self->history_size;
+      self->history_length++;
+    }
+  self->history[slot] = pubsub_message_ref (message);
+}
+
+/**
+ * pubsub_topic_publish:
+ * @message: the message, already serialized
+ *
+ * Stores @message in the history, counts it and fans it out. Single-threaded
+ * like the rest of the daemon, so a subscriber replaying the history can never
+ * miss or repeat a message published around its subscription.
+ */
+void
+pubsub_topic_publish (PubsubTopic   *self,
+                      PubsubMessage *message)
+{
+  g_return_if_fail (PUBSUB_IS_TOPIC (self));
+
+  history_append (self, message);
+  self->messages++;
+  g_signal_emit (self, signals[SIGNAL_EVENT], 0, message);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGES]);
+}
+
+void
+pubsub_topic_add_subscriber (PubsubTopic *self)
+{
+  g_return_if_fail (PUBSUB_IS_TOPIC (self));
+
+  self->subscribers++;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SUBSCRIBERS]);
+}
+
+void
+pubsub_topic_remove_subscriber (PubsubTopic *self)
+{
+  g_return_if_fail (PUBSUB_IS_TOPIC (self));
+  g_return_if_fail (self->subscribers > 0);
+
+  self->subscribers--;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SUBSCRIBERS]);
+}
+
+/**
+ * pubsub_topic_mark_deleted:
+ *
+ * Called by the broker when it drops the topic: tells every subscriber.
+ */
+void
+pubsub_topic_mark_deleted (PubsubTopic *self)
+{
+  g_return_if_fail (PUBSUB_IS_TOPIC (self));
+
+  g_signal_emit (self, signals[SIGNAL_DELETED], 0);
+}

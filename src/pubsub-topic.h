@@ -1,0 +1,31 @@
+/* pubsub-topic.h: a named topic, its history and its fan-out signal
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#pragma once
+
+#include <glib-object.h>
+
+#include "pubsub-message.h"
+
+G_BEGIN_DECLS
+
+#define PUBSUB_TYPE_TOPIC (pubsub_topic_get_type ())
+
+G_DECLARE_FINAL_TYPE (PubsubTopic, pubsub_topic, PUBSUB, TOPIC, GObject)
+
+PubsubTopic    *pubsub_topic_new                 (const char    *name,
+                                                  guint          history_size);
+const char     *pubsub_topic_get_name            (PubsubTopic   *self);
+guint           pubsub_topic_get_subscribers     (PubsubTopic   *self);
+guint64         pubsub_topic_get_messages        (PubsubTopic   *self);
+guint           pubsub_topic_get_history_length  (PubsubTopic   *self);
+PubsubMessage  *pubsub_topic_get_history_item    (PubsubTopic   *self,
+                                                  guint          index);
+void            pubsub_topic_publish             (PubsubTopic   *self,
+                                                  PubsubMessage *message);
+void            pubsub_topic_add_subscriber      (PubsubTopic   *self);
+void            pubsub_topic_remove_subscriber   (PubsubTopic   *self);
+void            pubsub_topic_mark_deleted        (PubsubTopic   *self);
+
+G_END_DECLS
