@@ -15,9 +15,30 @@ typedef struct {
   const char *end;
   guint       depth;
   const char *problem;   /* static English text; set on the first failure */
+
+  /* Optional: the members of the outermost object, gathered on the way. */
+  PubsubJsonMember *members;
+  guint             max_members;
+  guint             n_members;
+  gboolean          too_many_members;
 } Reader;
 
 static gboolean read_value (Reader *r, PubsubJsonValue *out);
+
+static PubsubJsonKind
+kind_of (char first)
+{
+  switch (first)
+    {
+    case '{': return PUBSUB_JSON_OBJECT;
+    case '[': return PUBSUB_JSON_ARRAY;
+    case '"': return PUBSUB_JSON_STRING;
+    case 't': return PUBSUB_JSON_TRUE;
+    case 'f': return PUBSUB_JSON_FALSE;
+    case 'n': return PUBSUB_JSON_NULL;
+    default: return PUBSUB_JSON_NUMBER;
+    }
+}
 
 static gboolean
 fail (Reader     *r,
@@ -101,13 +122,40 @@ read_number (Reader *r)
 
 /* The input has been checked to be UTF-8 already; only JSON's own rules
  * remain: no raw control characters, only the escapes RFC 8259 lists. */
+/* Eight bytes at a time: does any byte need a closer look (a quote, a
+ * backslash or a control character)? Payload strings are most of a frame. */
+#define ONES  G_GUINT64_CONSTANT (0x0101010101010101)
+#define HIGHS G_GUINT64_CONSTANT (0x8080808080808080)
+#define HAS_BYTE_BELOW(v, n) (((v) - ONES * (n)) & ~(v) & HIGHS)
+#define HAS_ZERO_BYTE(v) HAS_BYTE_BELOW (v, 1)
+
+static void
+skip_plain_string_bytes (Reader *r)
+{
+  while (r->end - r->p >= 8)
+    {
+      guint64 word;
+
+      memcpy (&word, r->p, sizeof word);
+      if (HAS_ZERO_BYTE (word ^ (ONES * '"')) | HAS_ZERO_BYTE (word ^ (ONES * '\\')) |
+          HAS_BYTE_BELOW (word, 0x20))
+        return;
+      r->p += 8;
+    }
+}
+
 static gboolean
 read_string (Reader *r)
 {
   r->p++;   /* opening quote */
   while (r->p < r->end)
     {
-      guchar c = (guchar) *r->p;
+      guchar c;
+
+      skip_plain_string_bytes (r);
+      if (r->p >= r->end)
+        break;
+      c = (guchar) *r->p;
 
       if (c == '"')
         {
@@ -173,6 +221,32 @@ read_array (Reader *r)
     }
 }
 
+static void
+collect_member (Reader                *r,
+                const char            *key_start,
+                const PubsubJsonValue *value)
+{
+  PubsubJsonMember *member;
+
+  if (r->n_members == r->max_members)
+    {
+      r->too_many_members = TRUE;
+      return;
+    }
+  member = &r->members[r->n_members++];
+  member->key.kind = PUBSUB_JSON_STRING;
+  member->key.text = key_start;
+  /* The key ends at the quote before the ':' that precedes the value. */
+  member->key.len = 0;
+  for (const char *p = value->text - 1; p > key_start; p--)
+    if (*p == '"')
+      {
+        member->key.len = (gsize) (p - key_start + 1);
+        break;
+      }
+  member->value = *value;
+}
+
 static gboolean
 read_object (Reader *r)
 {
@@ -186,10 +260,12 @@ read_object (Reader *r)
   for (;;)
     {
       PubsubJsonValue member;
+      const char *key_start;
 
       skip_whitespace (r);
       if (r->p >= r->end || *r->p != '"')
         return fail (r, "object keys must be double-quoted strings");
+      key_start = r->p;
       if (!read_string (r))
         return FALSE;
       skip_whitespace (r);
@@ -198,6 +274,8 @@ read_object (Reader *r)
       r->p++;
       if (!read_value (r, &member))
         return FALSE;
+      if (r->depth == 1 && r->members != NULL)
+        collect_member (r, key_start, &member);
       skip_whitespace (r);
       if (r->p >= r->end)
         return fail (r, "unterminated object");
@@ -271,15 +349,40 @@ read_value (Reader          *r,
   return ok;
 }
 
+static gboolean
+run_reader (Reader           *r,
+            PubsubJsonValue  *out_value,
+            GError          **error)
+{
+  PubsubJsonValue value;
+
+  if (read_value (r, &value))
+    {
+      skip_whitespace (r);
+      if (r->p == r->end)
+        {
+          if (out_value != NULL)
+            *out_value = value;
+          return TRUE;
+        }
+      fail (r, "unexpected data after the JSON value");
+    }
+
+  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+               "not valid JSON: %s at byte %" G_GSIZE_FORMAT,
+               r->problem, (gsize) (r->p - r->start));
+  return FALSE;
+}
+
 /**
  * pubsub_json_validate:
- * @text: UTF-8 text, not necessarily NUL-terminated
+ * @text: text, not necessarily NUL-terminated
  * @len: its length in bytes
- * @out_value: (out): the span of the one value in @text
+ * @out_value: (out) (optional): the span of the one value in @text
  * @error: a %PUBSUB_ERROR_BAD_REQUEST saying what is wrong and where
  *
- * Checks that @text is exactly one JSON value, optionally surrounded by
- * whitespace, under the strict grammar of RFC 8259.
+ * Checks that @text is valid UTF-8 and exactly one JSON value, optionally
+ * surrounded by whitespace, under the strict grammar of RFC 8259.
  */
 gboolean
 pubsub_json_validate (const char       *text,
@@ -287,8 +390,7 @@ pubsub_json_validate (const char       *text,
                       PubsubJsonValue  *out_value,
                       GError          **error)
 {
-  Reader r = { text, text, text + len, 0, NULL };
-  PubsubJsonValue value;
+  Reader r = { .start = text, .p = text, .end = text + len };
   const char *invalid_utf8;
 
   if (!g_utf8_validate_len (text, len, &invalid_utf8))
@@ -298,33 +400,96 @@ pubsub_json_validate (const char       *text,
                    (gsize) (invalid_utf8 - text));
       return FALSE;
     }
+  return run_reader (&r, out_value, error);
+}
 
-  if (read_value (&r, &value))
+/**
+ * pubsub_json_parse_utf8_object:
+ * @text: text already known to be valid UTF-8 (a WebSocket text frame,
+ *   which libsoup checks before delivering it)
+ * @len: its length in bytes
+ * @out_value: (out): the span of the one value in @text
+ * @members: (out caller-allocates): room for @max_members members
+ * @max_members: size of @members
+ * @n_members: (out): members of the outer object found (0 if not an object)
+ * @error: a %PUBSUB_ERROR_BAD_REQUEST saying what is wrong and where
+ *
+ * Validates like pubsub_json_validate() and, in the same single pass, lists
+ * the members of the outer value if it is an object.
+ *
+ * Returns: %FALSE on invalid JSON, or if the object has more than
+ *   @max_members members (then with @n_members == @max_members + 1)
+ */
+gboolean
+pubsub_json_parse_utf8_object (const char        *text,
+                               gsize              len,
+                               PubsubJsonValue   *out_value,
+                               PubsubJsonMember  *members,
+                               guint              max_members,
+                               guint             *n_members,
+                               GError           **error)
+{
+  Reader r = { .start = text, .p = text, .end = text + len,
+               .members = members, .max_members = max_members };
+
+  *n_members = 0;
+  if (!run_reader (&r, out_value, error))
+    return FALSE;
+  *n_members = r.n_members;
+  if (r.too_many_members)
     {
-      skip_whitespace (&r);
-      if (r.p == r.end)
-        {
-          if (out_value != NULL)
-            *out_value = value;
-          return TRUE;
-        }
-      fail (&r, "unexpected data after the JSON value");
+      *n_members = max_members + 1;
+      return FALSE;
     }
+  return TRUE;
+}
 
-  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
-               "not valid JSON: %s at byte %" G_GSIZE_FORMAT,
-               r.problem, (gsize) (r.p - text));
-  return FALSE;
+/* Skips one value of text already validated: no checks, just its end. */
+static const char *
+skip_valid_value (const char *p)
+{
+  guint depth = 0;
+
+  do
+    {
+      switch (*p)
+        {
+        case '"':
+          /* Validated strings hold no raw NUL, so strcspn() stays inside. */
+          for (p++; *(p += strcspn (p, "\"\\")) != '"'; p += 2)
+            ;
+          p++;
+          break;
+        case '{': case '[':
+          depth++;
+          p++;
+          break;
+        case '}': case ']':
+          depth--;
+          p++;
+          break;
+        case ',': case ':': case ' ': case '\t': case '\n': case '\r':
+          p++;
+          break;
+        default:   /* numbers and literals */
+          do
+            p++;
+          while (g_ascii_isalnum (*p) || *p == '.' || *p == '-' || *p == '+');
+          break;
+        }
+    }
+  while (depth > 0);
+  return p;
 }
 
 /**
  * pubsub_json_object_members:
- * @object: an already validated %PUBSUB_JSON_OBJECT
+ * @object: a %PUBSUB_JSON_OBJECT from an already validated text
  * @members: (out caller-allocates): room for @max_members members
  * @max_members: size of @members
  * @n_members: (out): members found
  *
- * Lists the members of @object in order.
+ * Lists the members of @object in order, without validating again.
  *
  * Returns: %FALSE if @object has more than @max_members members
  */
@@ -334,7 +499,8 @@ pubsub_json_object_members (const PubsubJsonValue *object,
                             guint                  max_members,
                             guint                 *n_members)
 {
-  Reader r = { object->text, object->text + 1, object->text + object->len, 0, NULL };
+  const char *p = object->text + 1;
+  const char *end = object->text + object->len - 1;   /* the closing brace */
 
   g_return_val_if_fail (object->kind == PUBSUB_JSON_OBJECT, FALSE);
 
@@ -342,23 +508,24 @@ pubsub_json_object_members (const PubsubJsonValue *object,
   for (;;)
     {
       PubsubJsonMember member;
-      gboolean ok;
 
-      skip_whitespace (&r);
-      if (*r.p == '}')
+      while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ','))
+        p++;
+      if (p >= end)
         return TRUE;
-      if (*r.p == ',')
-        {
-          r.p++;
-          skip_whitespace (&r);
-        }
-      ok = read_value (&r, &member.key);
-      skip_whitespace (&r);
-      r.p++;   /* ':' */
-      ok = ok && read_value (&r, &member.value);
-      g_assert (ok);   /* @object was validated by pubsub_json_validate() */
       if (*n_members == max_members)
         return FALSE;
+
+      member.key.kind = PUBSUB_JSON_STRING;
+      member.key.text = p;
+      p = skip_valid_value (p);
+      member.key.len = (gsize) (p - member.key.text);
+      while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ':')
+        p++;
+      member.value.text = p;
+      member.value.kind = kind_of (*p);
+      p = skip_valid_value (p);
+      member.value.len = (gsize) (p - member.value.text);
       members[(*n_members)++] = member;
     }
 }

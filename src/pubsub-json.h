@@ -43,6 +43,13 @@ gboolean  pubsub_json_validate       (const char       *text,
                                       gsize             len,
                                       PubsubJsonValue  *out_value,
                                       GError          **error) G_GNUC_WARN_UNUSED_RESULT;
+gboolean  pubsub_json_parse_utf8_object (const char        *text,
+                                         gsize              len,
+                                         PubsubJsonValue   *out_value,
+                                         PubsubJsonMember  *members,
+                                         guint              max_members,
+                                         guint             *n_members,
+                                         GError           **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean  pubsub_json_object_members (const PubsubJsonValue *object,
                                       PubsubJsonMember      *members,
                                       guint                  max_members,

@@ -263,7 +263,8 @@ parse_request_id (const PubsubJsonValue *value,
 
 /**
  * pubsub_request_parse:
- * @text: the text of one WebSocket frame (UTF-8, checked by the transport)
+ * @text: the text of one WebSocket text frame: valid UTF-8, which libsoup
+ *   checks (and closes with 1007 otherwise) before delivering it
  * @len: its length
  * @request: (out caller-allocates): the parsed request; its request_id is
  *   filled in even when parsing fails later, so the error can echo it
@@ -283,12 +284,14 @@ pubsub_request_parse (const char     *text,
 
   memset (request, 0, sizeof *request);
 
-  if (!pubsub_json_validate (text, len, &root, error))
-    return FALSE;
+  if (!pubsub_json_parse_utf8_object (text, len, &root, members, MAX_FIELDS, &n_members, error))
+    {
+      if (n_members > MAX_FIELDS)
+        return bad_request (error, "a frame must not have more than 64 fields");
+      return FALSE;
+    }
   if (root.kind != PUBSUB_JSON_OBJECT)
     return bad_request (error, "a frame must be a JSON object");
-  if (!pubsub_json_object_members (&root, members, MAX_FIELDS, &n_members))
-    return bad_request (error, "a frame must not have more than 64 fields");
 
   if (!parse_request_id (find_field (members, n_members, "request_id"), request, error) ||
       !parse_type (find_field (members, n_members, "type"), &request->type, error))
