@@ -9,6 +9,7 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "pubsub-broker.h"
 #include "pubsub-config.h"
@@ -44,6 +45,30 @@ on_http_stopped (PubsubHttpServer *http,
                  Daemon           *daemon)
 {
   g_main_loop_quit (daemon->loop);
+}
+
+/* Each WebSocket client is a file descriptor: take the whole hard limit,
+ * as Go and nginx do, and say so when max-connections cannot fit in it. */
+static void
+raise_file_limit (guint max_connections)
+{
+  /* Listening sockets, D-Bus, REST requests in flight, log files… */
+  const rlim_t reserve = 64;
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+    return;
+  if (limit.rlim_cur < limit.rlim_max)
+    {
+      limit.rlim_cur = limit.rlim_max;
+      if (setrlimit (RLIMIT_NOFILE, &limit) != 0)
+        getrlimit (RLIMIT_NOFILE, &limit);
+    }
+  if (limit.rlim_cur != RLIM_INFINITY && (rlim_t) max_connections + reserve > limit.rlim_cur)
+    g_warning ("max-connections is %u but only %lu file descriptors are allowed "
+               "(ulimit -n): connections beyond about %lu will fail",
+               max_connections, (unsigned long) limit.rlim_cur,
+               (unsigned long) (limit.rlim_cur - MIN (limit.rlim_cur, reserve)));
 }
 
 static GBusType
@@ -88,6 +113,7 @@ main (int   argc,
 
   /* Writes to vanished clients must fail with EPIPE, not kill us. */
   signal (SIGPIPE, SIG_IGN);
+  raise_file_limit (config->max_connections);
 
   broker = pubsub_broker_new (config->history_size, config->max_topics);
   http = pubsub_http_server_new (broker, config);

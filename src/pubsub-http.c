@@ -353,19 +353,26 @@ handle_stats (PubsubHttpServer  *self,
 static void
 on_connection_closed (PubsubConnection *connection,
                       PubsubHttpServer *self);
+static void
+on_message_gone (gpointer  data,
+                 GObject  *where_the_object_was);
 
 static void
 on_upgrade_written (SoupServerMessage *msg,
                     PubsubHttpServer  *self)
 {
+  /* Stealing the connection usually frees @msg: keep what we need first. */
+  g_autoptr(SoupServerMessage) hold = g_object_ref (msg);
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  g_autoptr(GUri) uri = g_uri_ref (soup_server_message_get_uri (msg));
+  g_autofree char *origin = g_strdup (soup_message_headers_get_one (headers, "Origin"));
   g_autoptr(GIOStream) stream = NULL;
   PubsubConnection *connection;
 
-  g_hash_table_remove (self->in_flight, msg);
+  if (g_hash_table_remove (self->in_flight, msg))
+    g_object_weak_unref (G_OBJECT (msg), on_message_gone, self);
   stream = soup_server_message_steal_connection (msg);
-  connection = pubsub_connection_new (self->broker, stream, soup_server_message_get_uri (msg),
-                                      soup_message_headers_get_one (headers, "Origin"),
+  connection = pubsub_connection_new (self->broker, stream, uri, origin,
                                       self->queue_size, self->max_message_bytes);
   g_signal_connect (connection, "closed", G_CALLBACK (on_connection_closed), self);
   g_hash_table_add (self->connections, connection);
