@@ -85,15 +85,54 @@ pubsub_format_timestamp (gint64 real_time_us,
 /* Parsing                                                                */
 
 static const PubsubJsonValue *
-find_field (const PubsubJsonMember *members,
-            guint                   n_members,
-            const char             *name)
+find_field_len (const PubsubJsonMember *members,
+                guint                   n_members,
+                const char             *name,
+                gsize                   name_len)
 {
   /* The last occurrence wins, as with JSON.parse() and json-glib. */
   for (guint i = n_members; i > 0; i--)
-    if (pubsub_json_key_equal (&members[i - 1].key, name))
-      return &members[i - 1].value;
+    {
+      const PubsubJsonValue *key = &members[i - 1].key;
+
+      if ((key->len == name_len + 2 && memcmp (key->text + 1, name, name_len) == 0) ||
+          (key->len > name_len + 2 && pubsub_json_key_equal (key, name)))
+        return &members[i - 1].value;
+    }
   return NULL;
+}
+
+/* Field names are literals: their length is known at compile time. */
+#define find_field(members, n_members, name) \
+  find_field_len ((members), (n_members), "" name "", sizeof (name) - 1)
+
+/* The common case of a string without escapes needs no decoding. */
+static char *
+decode_string (const PubsubJsonValue *value,
+               gsize                 *len)
+{
+  if (memchr (value->text, '\\', value->len) == NULL)
+    {
+      *len = value->len - 2;
+      return g_strndup (value->text + 1, *len);
+    }
+  return pubsub_json_string_decode (value, len);
+}
+
+static gboolean
+is_uuid (const char *text,
+         gsize       len)
+{
+  if (len != PUBSUB_UUID_LEN)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    {
+      gboolean dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+      if (dash ? text[i] != '-' : !g_ascii_isxdigit (text[i]))
+        return FALSE;
+    }
+  return TRUE;
 }
 
 static gboolean
@@ -150,6 +189,13 @@ parse_topic (const PubsubJsonValue *value,
     return bad_request (error, "missing field 'topic'");
   if (value->kind != PUBSUB_JSON_STRING)
     return bad_request (error, "field 'topic' must be a string");
+  /* Valid names need no escapes: check the raw text first. */
+  if (pubsub_topic_name_is_valid (value->text + 1, value->len - 2))
+    {
+      memcpy (topic, value->text + 1, value->len - 2);
+      topic[value->len - 2] = '\0';
+      return TRUE;
+    }
   name = pubsub_json_string_decode (value, &len);
   if (!pubsub_topic_name_is_valid (name, len))
     return pubsub_check_topic_name ("", error);
@@ -168,7 +214,7 @@ parse_client_id (const PubsubJsonValue  *value,
     return bad_request (error, "missing field 'client_id'");
   if (value->kind != PUBSUB_JSON_STRING)
     return bad_request (error, "field 'client_id' must be a string");
-  *client_id = pubsub_json_string_decode (value, &len);
+  *client_id = decode_string (value, &len);
   if (len == 0 || strlen (*client_id) != len)
     return bad_request (error, "field 'client_id' must be a non-empty string without NUL");
   return TRUE;
@@ -234,10 +280,16 @@ parse_message (const PubsubJsonValue *value,
   id = find_field (members, n_members, "id");
   if (id == NULL || id->kind != PUBSUB_JSON_STRING)
     return bad_request (error, "message.id must be a valid UUID");
-  id_text = pubsub_json_string_decode (id, &id_len);
-  if (id_len != PUBSUB_UUID_LEN || !g_uuid_string_is_valid (id_text))
-    return bad_request (error, "message.id must be a valid UUID");
-  memcpy (request->message_id, id_text, PUBSUB_UUID_LEN + 1);
+  if (is_uuid (id->text + 1, id->len - 2))
+    memcpy (request->message_id, id->text + 1, PUBSUB_UUID_LEN);
+  else
+    {
+      id_text = pubsub_json_string_decode (id, &id_len);
+      if (!is_uuid (id_text, id_len))
+        return bad_request (error, "message.id must be a valid UUID");
+      memcpy (request->message_id, id_text, PUBSUB_UUID_LEN);
+    }
+  request->message_id[PUBSUB_UUID_LEN] = '\0';
 
   payload = find_field (members, n_members, "payload");
   if (payload == NULL)
