@@ -10,9 +10,12 @@
  * Counters that change on the hot path (a topic's Messages and Subscribers,
  * the broker's SubscriberCount) are not copied to D-Bus on every change: the
  * notify handlers only mark the object dirty and arm one broker-wide timer,
- * which copies the current values of the dirty objects. The generated
- * skeletons then emit one PropertiesChanged per object and flush, so a topic
- * receiving 100k messages per second costs the bus four signals per second.
+ * which copies the current values of the dirty objects. The timer fires at
+ * once when the last flush is older than FLUSH_INTERVAL_MS (so a lone change
+ * is visible immediately) and otherwise when the interval is over. The
+ * generated skeletons then emit one PropertiesChanged per object and flush,
+ * so a topic receiving 100k messages per second costs the bus four signals
+ * per second.
  *
  * The bus is optional: no bus, a closed connection or a lost name is one
  * warning, and the rest of the daemon (HTTP, WebSocket) keeps serving.
@@ -27,8 +30,9 @@
 #include "pubsub-dbus-generated.h"
 #include "pubsub-error.h"
 
-/* The period of the property flush: at most four PropertiesChanged per
- * second and object, and the final values are on the bus within a second. */
+/* The shortest time between two property flushes: at most four
+ * PropertiesChanged per second and object, and the final values are on the
+ * bus within a quarter of a second. */
 #define FLUSH_INTERVAL_MS 250
 
 static const GDBusErrorEntry pubsub_dbus_error_entries[] = {
@@ -77,6 +81,7 @@ struct _PubsubDBusService {
   GQueue                    dirty;           /* TopicEntry links waiting for the flush */
   gboolean                  broker_dirty;    /* SubscriberCount waits for the flush */
   guint                     flush_id;
+  gint64                    last_flush;      /* monotonic µs, 0 before the first */
 
   gulong                    topic_created_id;
   gulong                    topic_deleted_id;
@@ -254,6 +259,7 @@ flush_properties (gpointer user_data)
   GList *link;
 
   self->flush_id = 0;
+  self->last_flush = g_get_monotonic_time ();
 
   while ((link = g_queue_pop_head_link (&self->dirty)) != NULL)
     {
@@ -278,10 +284,18 @@ flush_properties (gpointer user_data)
 static void
 schedule_flush (PubsubDBusService *self)
 {
+  gint64 next;
+  gint64 now;
+  guint delay_ms = 0;
+
   if (self->flush_id != 0)
     return;
 
-  self->flush_id = g_timeout_add (FLUSH_INTERVAL_MS, flush_properties, self);
+  now = g_get_monotonic_time ();
+  next = self->last_flush + FLUSH_INTERVAL_MS * G_TIME_SPAN_MILLISECOND;
+  if (self->last_flush != 0 && next > now)
+    delay_ms = (guint) ((next - now + G_TIME_SPAN_MILLISECOND - 1) / G_TIME_SPAN_MILLISECOND);
+  self->flush_id = g_timeout_add (delay_ms, flush_properties, self);
   g_source_set_name_by_id (self->flush_id, "[pubsubd] D-Bus property flush");
 }
 

@@ -50,6 +50,9 @@ void
 pubsub_frame_queue_push (PubsubFrameQueue *queue,
                          GBytes           *frame)
 {
+  /* An empty frame could never be consumed. */
+  g_return_if_fail (g_bytes_get_size (frame) > 0);
+
   if (queue->length == queue->capacity)
     grow (queue);
   queue->frames[(queue->head + queue->length) & (queue->capacity - 1)] = g_bytes_ref (frame);

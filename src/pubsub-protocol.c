@@ -338,9 +338,11 @@ pubsub_request_parse (const char     *text,
 
   if (!pubsub_json_parse_utf8_object (text, len, &root, members, MAX_FIELDS, &n_members, error))
     {
-      if (n_members > MAX_FIELDS)
-        return bad_request (error, "a frame must not have more than 64 fields");
-      return FALSE;
+      if (n_members <= MAX_FIELDS)
+        return FALSE;
+      /* Still echo a request_id found among the first fields. */
+      parse_request_id (find_field (members, MAX_FIELDS, "request_id"), request, NULL);
+      return bad_request (error, "a frame must not have more than 64 fields");
     }
   if (root.kind != PUBSUB_JSON_OBJECT)
     return bad_request (error, "a frame must be a JSON object");

@@ -27,10 +27,15 @@
 #define FINAL_FRAMES_SLACK 4
 
 typedef struct {
-  PubsubTopic *topic;             /* owned */
-  char        *client_id;         /* owned */
-  gulong       event_handler;
-  gulong       deleted_handler;
+  PubsubSubscriber *subscriber;   /* the owner */
+  PubsubTopic      *topic;        /* owned */
+  char             *client_id;    /* owned */
+  gulong            event_handler;
+  gulong            deleted_handler;
+  /* While replaying: the topic's sequence number (count of messages before
+   * it) of the next message to send from the history. */
+  guint64           replay_next;
+  gboolean          replaying;
 } Subscription;
 
 struct _PubsubSubscriber {
@@ -41,6 +46,7 @@ struct _PubsubSubscriber {
   PubsubFrameQueue       queue;
   guint                  queue_size;
   GHashTable            *subscriptions;  /* owned: topic name → owned Subscription */
+  guint                  n_replaying;
   gboolean               flush_scheduled;
   gboolean               slow;
 };
@@ -63,6 +69,8 @@ enum {
 };
 
 static guint signals[N_SIGNALS];
+
+static void pump_replays (PubsubSubscriber *self);
 
 /* ---------------------------------------------------------------------- */
 /* The flush pass: one source for all subscribers                         */
@@ -120,6 +128,8 @@ schedule_flush (PubsubSubscriber *self)
 static void
 subscription_free (Subscription *subscription)
 {
+  if (subscription->replaying)
+    subscription->subscriber->n_replaying--;
   g_clear_signal_handler (&subscription->event_handler, subscription->topic);
   g_clear_signal_handler (&subscription->deleted_handler, subscription->topic);
   pubsub_topic_remove_subscriber (subscription->topic);
@@ -275,19 +285,15 @@ wait_for_writable (PubsubSubscriber *self)
   g_source_attach (self->output_source, g_main_context_get_thread_default ());
 }
 
-/**
- * pubsub_subscriber_flush:
+/* Hands queued frames to the kernel until the queue is empty or the socket
+ * is full (then resumes by itself once it is writable again).
  *
- * Hands as much of the queue to the kernel as it takes, without blocking;
- * when the socket is full, resumes by itself once it is writable again.
- */
-void
-pubsub_subscriber_flush (PubsubSubscriber *self)
+ * Returns: %TRUE if the queue is empty */
+static gboolean
+write_queue (PubsubSubscriber *self)
 {
-  g_return_if_fail (PUBSUB_IS_SUBSCRIBER (self));
-
   if (self->output == NULL || self->output_source != NULL)
-    return;
+    return FALSE;
 
   while (pubsub_frame_queue_length (&self->queue) > 0)
     {
@@ -302,7 +308,7 @@ pubsub_subscriber_flush (PubsubSubscriber *self)
       if (result == G_POLLABLE_RETURN_WOULD_BLOCK)
         {
           wait_for_writable (self);
-          return;
+          return FALSE;
         }
       if (result == G_POLLABLE_RETURN_FAILED)
         {
@@ -310,12 +316,38 @@ pubsub_subscriber_flush (PubsubSubscriber *self)
           g_debug ("write to subscriber failed: %s", error->message);
           pubsub_frame_queue_clear (&self->queue);
           g_clear_object (&self->output);
-          return;
+          return FALSE;
         }
       pubsub_frame_queue_consume (&self->queue, written);
     }
+  return TRUE;
+}
 
-  g_signal_emit (self, signals[SIGNAL_DRAINED], 0);
+/**
+ * pubsub_subscriber_flush:
+ *
+ * Hands as much of the queue to the kernel as it takes, without blocking,
+ * refilling it from replays in progress as it empties; when the socket is
+ * full, resumes by itself once it is writable again. Emits "drained" when
+ * nothing is left.
+ */
+void
+pubsub_subscriber_flush (PubsubSubscriber *self)
+{
+  g_return_if_fail (PUBSUB_IS_SUBSCRIBER (self));
+
+  if (self->output == NULL || self->output_source != NULL)
+    return;
+
+  while (write_queue (self) && self->n_replaying > 0)
+    {
+      pump_replays (self);
+      if (pubsub_frame_queue_length (&self->queue) == 0)
+        break;
+    }
+
+  if (self->output != NULL && pubsub_frame_queue_length (&self->queue) == 0)
+    g_signal_emit (self, signals[SIGNAL_DRAINED], 0);
 }
 
 static void
@@ -350,8 +382,9 @@ pubsub_subscriber_send (PubsubSubscriber *self,
 
   if (G_UNLIKELY (pubsub_frame_queue_length (&self->queue) >= self->queue_size))
     {
-      if (self->output_source == NULL)
-        pubsub_subscriber_flush (self);
+      write_queue (self);
+      if (self->output == NULL)
+        return FALSE;   /* the flush found the peer gone */
       if (pubsub_frame_queue_length (&self->queue) >= self->queue_size)
         {
           become_slow (self);
@@ -385,19 +418,86 @@ pubsub_subscriber_send_final (PubsubSubscriber *self,
   schedule_flush (self);
 }
 
+/* Sends what the queue has room for from the history, oldest first, and
+ * switches the subscription to live events once it has caught up. A replay
+ * larger than queue-size goes out as fast as the client reads it; only a
+ * client so far behind that the history has moved past its position is cut.
+ *
+ * Returns: %FALSE if the subscriber turned slow (the subscription is gone) */
+static gboolean
+pump_replay (Subscription *subscription)
+{
+  PubsubSubscriber *self = subscription->subscriber;
+  PubsubTopic *topic = subscription->topic;
+  guint64 published = pubsub_topic_get_messages (topic);
+  guint64 oldest = published - pubsub_topic_get_history_length (topic);
+
+  for (; subscription->replay_next < published; subscription->replay_next++)
+    {
+      PubsubMessage *message;
+
+      if (subscription->replay_next < oldest)
+        {
+          become_slow (self);
+          return FALSE;
+        }
+      /* Full: what the kernel takes now no longer counts; otherwise the
+       * flush pass comes back here once it has taken some. */
+      if (self->output == NULL)
+        return TRUE;   /* the peer is gone; closing will drop the subscription */
+      if (pubsub_frame_queue_length (&self->queue) >= self->queue_size)
+        {
+          write_queue (self);
+          if (pubsub_frame_queue_length (&self->queue) >= self->queue_size)
+            return TRUE;
+        }
+      message = pubsub_topic_get_history_item (topic, (guint) (subscription->replay_next - oldest));
+      pubsub_frame_queue_push (&self->queue, pubsub_message_get_frame (message));
+      schedule_flush (self);
+    }
+
+  subscription->replaying = FALSE;
+  self->n_replaying--;
+  return TRUE;
+}
+
+static void
+pump_replays (PubsubSubscriber *self)
+{
+  GHashTableIter iter;
+  gpointer subscription;
+
+  if (G_LIKELY (self->n_replaying == 0) || self->slow)
+    return;
+
+  g_hash_table_iter_init (&iter, self->subscriptions);
+  while (g_hash_table_iter_next (&iter, NULL, &subscription))
+    {
+      if (((Subscription *) subscription)->replaying && !pump_replay (subscription))
+        return;   /* slow: every subscription is gone */
+    }
+}
+
 static void
 on_topic_event (PubsubTopic   *topic,
                 PubsubMessage *message,
                 gpointer       user_data)
 {
-  pubsub_subscriber_send (user_data, pubsub_message_get_frame (message));
+  Subscription *subscription = user_data;
+
+  /* While replaying, the new message is in the history behind the others. */
+  if (G_UNLIKELY (subscription->replaying))
+    pump_replay (subscription);
+  else
+    pubsub_subscriber_send (subscription->subscriber, pubsub_message_get_frame (message));
 }
 
 static void
 on_topic_deleted (PubsubTopic *topic,
                   gpointer     user_data)
 {
-  PubsubSubscriber *self = user_data;
+  Subscription *subscription = user_data;
+  PubsubSubscriber *self = subscription->subscriber;
   const char *name = pubsub_topic_get_name (topic);
   g_autoptr(GBytes) info = pubsub_frame_new_info ("topic_deleted", name);
 
@@ -412,8 +512,10 @@ on_topic_deleted (PubsubTopic *topic,
  * @last_n: how many stored messages to replay first
  *
  * Replays the last min(@last_n, stored) messages, oldest first, then
- * connects to the live stream. The daemon is single-threaded, so nothing can
- * be published between the two: no gap, no duplicate.
+ * delivers live events. The replay is paced by the client: it counts
+ * against queue-size, and what the kernel has taken no longer counts. The
+ * daemon is single-threaded and the replay reads from the history by
+ * sequence number, so nothing published meanwhile is lost or repeated.
  *
  * Returns: %FALSE if already subscribed (nothing is replayed again)
  */
@@ -425,7 +527,6 @@ pubsub_subscriber_subscribe (PubsubSubscriber *self,
 {
   const char *name = pubsub_topic_get_name (topic);
   guint stored = pubsub_topic_get_history_length (topic);
-  guint replay = (guint) MIN (last_n, (guint64) stored);
   Subscription *subscription;
 
   g_return_val_if_fail (PUBSUB_IS_SUBSCRIBER (self), FALSE);
@@ -433,23 +534,24 @@ pubsub_subscriber_subscribe (PubsubSubscriber *self,
   if (self->slow || g_hash_table_contains (self->subscriptions, name))
     return FALSE;
 
-  for (guint i = stored - replay; i < stored; i++)
-    {
-      PubsubMessage *message = pubsub_topic_get_history_item (topic, i);
-
-      if (!pubsub_subscriber_send (self, pubsub_message_get_frame (message)))
-        return FALSE;
-    }
-
   subscription = g_new0 (Subscription, 1);
+  subscription->subscriber = self;
   subscription->topic = g_object_ref (topic);
   subscription->client_id = g_strdup (client_id);
   subscription->event_handler =
-    g_signal_connect (topic, "event", G_CALLBACK (on_topic_event), self);
+    g_signal_connect (topic, "event", G_CALLBACK (on_topic_event), subscription);
   subscription->deleted_handler =
-    g_signal_connect (topic, "deleted", G_CALLBACK (on_topic_deleted), self);
+    g_signal_connect (topic, "deleted", G_CALLBACK (on_topic_deleted), subscription);
+  subscription->replay_next = pubsub_topic_get_messages (topic) - MIN (last_n, (guint64) stored);
   g_hash_table_insert (self->subscriptions, (gpointer) name, subscription);
   pubsub_topic_add_subscriber (topic);
+
+  if (subscription->replay_next < pubsub_topic_get_messages (topic))
+    {
+      subscription->replaying = TRUE;
+      self->n_replaying++;
+      pump_replay (subscription);
+    }
   return TRUE;
 }
 
