@@ -95,8 +95,10 @@ find_field_len (const PubsubJsonMember *members,
     {
       const PubsubJsonValue *key = &members[i - 1].key;
 
+      /* Only a key with escapes can be longer and still equal. */
       if ((key->len == name_len + 2 && memcmp (key->text + 1, name, name_len) == 0) ||
-          (key->len > name_len + 2 && pubsub_json_key_equal (key, name)))
+          (key->len > name_len + 2 && memchr (key->text, '\\', key->len) != NULL &&
+           pubsub_json_key_equal (key, name)))
         return &members[i - 1].value;
     }
   return NULL;
@@ -486,6 +488,40 @@ finish_with_timestamp (GString *json)
   return frame;
 }
 
+/* One piece of a frame's JSON text. */
+typedef struct {
+  const char *text;
+  gsize       len;
+} Piece;
+
+#define LITERAL(s) ((Piece) { (s), sizeof (s) - 1 })
+
+/* Builds a text frame from @pieces in one exactly sized allocation: the
+ * frames of the hot path (event, ack, pong) need no escaping, because every
+ * variable part of them was validated or is already JSON. */
+static GBytes *
+frame_from_pieces (const Piece *pieces,
+                   gsize        n_pieces)
+{
+  gsize json_len = 0;
+  gsize header_len;
+  guint8 *frame;
+  guint8 *p;
+
+  for (gsize i = 0; i < n_pieces; i++)
+    json_len += pieces[i].len;
+  header_len = header_len_for (json_len);
+  frame = g_malloc (header_len + json_len);
+  write_header (frame, json_len, 0x1);
+  p = frame + header_len;
+  for (gsize i = 0; i < n_pieces; i++)
+    {
+      memcpy (p, pieces[i].text, pieces[i].len);
+      p += pieces[i].len;
+    }
+  return g_bytes_new_take (frame, header_len + json_len);
+}
+
 /**
  * pubsub_frame_new_event:
  * @topic: a valid topic name (no escaping needed)
@@ -504,36 +540,33 @@ pubsub_frame_new_event (const char *topic,
                         gsize       payload_len,
                         gint64      real_time_us)
 {
-  static const char part1[] = "{\"type\":\"event\",\"topic\":\"";
-  static const char part2[] = "\",\"message\":{\"id\":\"";
-  static const char part3[] = "\",\"payload\":";
-  static const char part4[] = "},\"ts\":\"";
-  static const char part5[] = "\"}";
-  gsize topic_len = strlen (topic);
-  gsize id_len = strlen (message_id);
-  gsize json_len = (sizeof part1 - 1) + topic_len + (sizeof part2 - 1) + id_len +
-                   (sizeof part3 - 1) + payload_len + (sizeof part4 - 1) +
-                   PUBSUB_TIMESTAMP_LEN + (sizeof part5 - 1);
-  gsize header_len = header_len_for (json_len);
-  guint8 *frame = g_malloc (header_len + json_len);
-  char *p = (char *) frame + header_len;
+  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+  const Piece pieces[] = {
+    LITERAL ("{\"type\":\"event\",\"topic\":\""),
+    { topic, strlen (topic) },
+    LITERAL ("\",\"message\":{\"id\":\""),
+    { message_id, strlen (message_id) },
+    LITERAL ("\",\"payload\":"),
+    { payload, payload_len },
+    LITERAL ("},\"ts\":\""),
+    { ts, PUBSUB_TIMESTAMP_LEN },
+    LITERAL ("\"}"),
+  };
 
-#define APPEND(src, n) G_STMT_START { memcpy (p, (src), (n)); p += (n); } G_STMT_END
-  write_header (frame, json_len, 0x1);
-  APPEND (part1, sizeof part1 - 1);
-  APPEND (topic, topic_len);
-  APPEND (part2, sizeof part2 - 1);
-  APPEND (message_id, id_len);
-  APPEND (part3, sizeof part3 - 1);
-  APPEND (payload, payload_len);
-  APPEND (part4, sizeof part4 - 1);
-  pubsub_format_timestamp (real_time_us, p);
-  p += PUBSUB_TIMESTAMP_LEN;
-  APPEND (part5, sizeof part5 - 1);
-#undef APPEND
+  pubsub_format_timestamp (real_time_us, ts);
+  return frame_from_pieces (pieces, G_N_ELEMENTS (pieces));
+}
 
-  g_assert ((gsize) (p - (char *) frame) == header_len + json_len);
-  return g_bytes_new_take (frame, header_len + json_len);
+/* ,"request_id":<the client's token>, or nothing */
+static void
+request_id_pieces (const PubsubRequest *request,
+                   Piece                pieces[2])
+{
+  gboolean has_id = request != NULL && request->request_id != NULL;
+
+  pieces[0] = has_id ? LITERAL (",\"request_id\":") : (Piece) { "", 0 };
+  pieces[1] = has_id ? (Piece) { request->request_id, request->request_id_len }
+                     : (Piece) { "", 0 };
 }
 
 /**
@@ -545,14 +578,33 @@ GBytes *
 pubsub_frame_new_ack (const PubsubRequest *request,
                       const char          *topic)
 {
-  GString *json = g_string_sized_new (128);
+  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+  Piece pieces[] = {
+    LITERAL ("{\"type\":\"ack\""),
+    { NULL, 0 }, { NULL, 0 },   /* request_id */
+    LITERAL (",\"topic\":\""),
+    { topic, strlen (topic) },
+    LITERAL ("\",\"status\":\"ok\",\"ts\":\""),
+    { ts, PUBSUB_TIMESTAMP_LEN },
+    LITERAL ("\"}"),
+  };
 
-  g_string_append (json, "{\"type\":\"ack\"");
-  append_request_id (json, request);
-  g_string_append (json, ",\"topic\":");
-  append_json_string (json, topic);
-  g_string_append (json, ",\"status\":\"ok\"");
-  return finish_with_timestamp (json);
+  /* Any other text is escaped the slow way. */
+  if (G_UNLIKELY (!pubsub_topic_name_is_valid (topic, pieces[4].len)))
+    {
+      GString *json = g_string_sized_new (128);
+
+      g_string_append (json, "{\"type\":\"ack\"");
+      append_request_id (json, request);
+      g_string_append (json, ",\"topic\":");
+      append_json_string (json, topic);
+      g_string_append (json, ",\"status\":\"ok\"");
+      return finish_with_timestamp (json);
+    }
+
+  request_id_pieces (request, &pieces[1]);
+  pubsub_format_timestamp (g_get_real_time (), ts);
+  return frame_from_pieces (pieces, G_N_ELEMENTS (pieces));
 }
 
 /**
@@ -584,11 +636,18 @@ pubsub_frame_new_error (const PubsubRequest *request,
 GBytes *
 pubsub_frame_new_pong (const PubsubRequest *request)
 {
-  GString *json = g_string_sized_new (96);
+  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+  Piece pieces[] = {
+    LITERAL ("{\"type\":\"pong\""),
+    { NULL, 0 }, { NULL, 0 },   /* request_id */
+    LITERAL (",\"ts\":\""),
+    { ts, PUBSUB_TIMESTAMP_LEN },
+    LITERAL ("\"}"),
+  };
 
-  g_string_append (json, "{\"type\":\"pong\"");
-  append_request_id (json, request);
-  return finish_with_timestamp (json);
+  request_id_pieces (request, &pieces[1]);
+  pubsub_format_timestamp (g_get_real_time (), ts);
+  return frame_from_pieces (pieces, G_N_ELEMENTS (pieces));
 }
 
 /**
