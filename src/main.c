@@ -19,7 +19,6 @@
 typedef struct {
   GMainLoop         *loop;
   PubsubHttpServer  *http;
-  PubsubDBusService *dbus;
   gboolean           stopping;
 } Daemon;
 
@@ -115,8 +114,16 @@ main (int   argc,
   signal (SIGPIPE, SIG_IGN);
   raise_file_limit (config->max_connections);
 
+  /* Signals first: a stop request right after start must still be graceful. */
+  loop = g_main_loop_new (NULL, FALSE);
+  daemon.loop = loop;
+  sigint_id = g_unix_signal_add (SIGINT, on_stop_signal, &daemon);
+  sigterm_id = g_unix_signal_add (SIGTERM, on_stop_signal, &daemon);
+
   broker = pubsub_broker_new (config->history_size, config->max_topics);
   http = pubsub_http_server_new (broker, config);
+  daemon.http = http;
+  g_signal_connect (http, "stopped", G_CALLBACK (on_http_stopped), &daemon);
   if (!pubsub_http_server_listen (http, &error))
     {
       g_printerr (_("pubsubd: %s\n"), error->message);
@@ -131,14 +138,6 @@ main (int   argc,
       dbus = pubsub_dbus_service_new (broker, pubsub_http_server_get_address (http));
       pubsub_dbus_service_start (dbus, bus_type_for (config->bus));
     }
-
-  loop = g_main_loop_new (NULL, FALSE);
-  daemon.loop = loop;
-  daemon.http = http;
-  daemon.dbus = dbus;
-  sigint_id = g_unix_signal_add (SIGINT, on_stop_signal, &daemon);
-  sigterm_id = g_unix_signal_add (SIGTERM, on_stop_signal, &daemon);
-  g_signal_connect (http, "stopped", G_CALLBACK (on_http_stopped), &daemon);
 
   g_main_loop_run (loop);
 

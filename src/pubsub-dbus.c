@@ -434,8 +434,8 @@ on_name_lost (GDBusConnection *connection,
   else if (self->name_acquired)
     g_warning ("Lost the D-Bus name %s to another process; HTTP keeps serving", name);
   else
-    g_warning ("Could not own the D-Bus name %s (is another pubsubd running?); "
-               "HTTP keeps serving", name);
+    g_warning ("Could not own the D-Bus name %s (another pubsubd has it, or the bus "
+               "policy forbids it); HTTP keeps serving", name);
   self->name_acquired = FALSE;
 }
 

@@ -43,10 +43,20 @@ pubsub_check_topic_name (const char  *name,
 {
   if (pubsub_topic_name_is_valid (name, strlen (name)))
     return TRUE;
+  pubsub_set_topic_name_error (error);
+  return FALSE;
+}
+
+/**
+ * pubsub_set_topic_name_error:
+ * @error: where to put the BAD_REQUEST that says which names are allowed
+ */
+void
+pubsub_set_topic_name_error (GError **error)
+{
   g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
                "invalid topic name: use 1 to %d characters of A-Z a-z 0-9 . _ - :",
                PUBSUB_TOPIC_NAME_MAX);
-  return FALSE;
 }
 
 /**
@@ -200,7 +210,10 @@ parse_topic (const PubsubJsonValue *value,
     }
   name = pubsub_json_string_decode (value, &len);
   if (!pubsub_topic_name_is_valid (name, len))
-    return pubsub_check_topic_name ("", error);
+    {
+      pubsub_set_topic_name_error (error);
+      return FALSE;
+    }
   memcpy (topic, name, len + 1);
   return TRUE;
 }

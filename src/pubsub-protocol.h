@@ -40,6 +40,7 @@ gboolean  pubsub_topic_name_is_valid     (const char   *name,
                                           gsize         len);
 gboolean  pubsub_check_topic_name        (const char   *name,
                                           GError      **error) G_GNUC_WARN_UNUSED_RESULT;
+void      pubsub_set_topic_name_error    (GError      **error);
 void      pubsub_format_timestamp        (gint64        real_time_us,
                                           char          out[PUBSUB_TIMESTAMP_LEN + 1]);
 
