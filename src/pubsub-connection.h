@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include <libsoup/soup.h>
+#include <gio/gio.h>
 
 #include "pubsub-broker.h"
 
@@ -16,8 +16,6 @@ G_DECLARE_FINAL_TYPE (PubsubConnection, pubsub_connection, PUBSUB, CONNECTION, G
 
 PubsubConnection *pubsub_connection_new        (PubsubBroker     *broker,
                                                 GIOStream        *stream,
-                                                GUri             *uri,
-                                                const char       *origin,
                                                 guint             queue_size,
                                                 gsize             max_message_bytes);
 void              pubsub_connection_heartbeat  (PubsubConnection *self,

@@ -384,18 +384,15 @@ static void
 on_upgrade_written (SoupServerMessage *msg,
                     PubsubHttpServer  *self)
 {
-  /* Stealing the connection usually frees @msg: keep what we need first. */
+  /* Stealing the connection usually frees @msg. */
   g_autoptr(SoupServerMessage) hold = g_object_ref (msg);
-  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
-  g_autoptr(GUri) uri = g_uri_ref (soup_server_message_get_uri (msg));
-  g_autofree char *origin = g_strdup (soup_message_headers_get_one (headers, "Origin"));
   g_autoptr(GIOStream) stream = NULL;
   PubsubConnection *connection;
 
   if (g_hash_table_remove (self->in_flight, msg))
     g_object_weak_unref (G_OBJECT (msg), on_message_gone, self);
   stream = soup_server_message_steal_connection (msg);
-  connection = pubsub_connection_new (self->broker, stream, uri, origin,
+  connection = pubsub_connection_new (self->broker, stream,
                                       self->queue_size, self->max_message_bytes);
   g_signal_connect (connection, "closed", G_CALLBACK (on_connection_closed), self);
   g_hash_table_add (self->connections, connection);

@@ -697,3 +697,59 @@ pubsub_frame_new_ping (void)
 
   return g_bytes_new_static (ping, sizeof ping);
 }
+
+/**
+ * pubsub_frame_new_pong_control:
+ * @payload: the ping's body, echoed
+ * @len: its length, at most 125
+ *
+ * Returns: a WebSocket pong control frame.
+ */
+GBytes *
+pubsub_frame_new_pong_control (const guint8 *payload,
+                               gsize         len)
+{
+  guint8 *frame;
+
+  g_return_val_if_fail (len <= 125, NULL);
+
+  frame = g_malloc (2 + len);
+  write_header (frame, len, 0xA);
+  memcpy (frame + 2, payload, len);
+  return g_bytes_new_take (frame, 2 + len);
+}
+
+/**
+ * pubsub_frame_new_close:
+ * @code: the close code, or 0 for a close frame without a body
+ * @reason: (nullable): why, at most 123 bytes of UTF-8 (longer is cut)
+ *
+ * Returns: a WebSocket close control frame.
+ */
+GBytes *
+pubsub_frame_new_close (gushort     code,
+                        const char *reason)
+{
+  gsize reason_len = 0;
+  gsize body_len;
+  guint8 *frame;
+
+  if (code != 0 && reason != NULL)
+    {
+      const char *end = reason + MIN (strlen (reason), 123);
+
+      /* Never cut a UTF-8 sequence in two. */
+      g_utf8_validate (reason, end - reason, &end);
+      reason_len = (gsize) (end - reason);
+    }
+  body_len = code != 0 ? 2 + reason_len : 0;
+  frame = g_malloc (2 + body_len);
+  write_header (frame, body_len, 0x8);
+  if (code != 0)
+    {
+      frame[2] = (guint8) (code >> 8);
+      frame[3] = (guint8) code;
+      memcpy (frame + 4, reason, reason_len);
+    }
+  return g_bytes_new_take (frame, 2 + body_len);
+}

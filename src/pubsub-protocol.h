@@ -65,6 +65,10 @@ GBytes   *pubsub_frame_new_pong          (const PubsubRequest *request);
 GBytes   *pubsub_frame_new_info          (const char   *msg,
                                           const char   *topic);
 GBytes   *pubsub_frame_new_ping          (void);
+GBytes   *pubsub_frame_new_pong_control  (const guint8 *payload,
+                                          gsize         len);
+GBytes   *pubsub_frame_new_close         (gushort       code,
+                                          const char   *reason);
 gsize     pubsub_frame_header_len        (GBytes       *frame);
 
 G_END_DECLS
