@@ -1,0 +1,350 @@
+/* test-ws-parser.c: RFC 6455 client frames, parsed in place
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "pubsub-ws-parser.h"
+
+#define MAX_MESSAGE 1024
+
+static const guint8 mask_key[4] = { 0x37, 0xfa, 0x21, 0x3d };
+
+/* A client frame: FIN/RSV/opcode byte as given, masked payload. */
+static GByteArray *
+client_frame (guint8        first_byte,
+              const void   *payload,
+              gsize         len,
+              gboolean      masked)
+{
+  GByteArray *frame = g_byte_array_new ();
+  guint8 header[14];
+  gsize header_len = 2;
+
+  header[0] = first_byte;
+  if (len < 126)
+    header[1] = (guint8) len;
+  else if (len <= G_MAXUINT16)
+    {
+      header[1] = 126;
+      header[2] = (guint8) (len >> 8);
+      header[3] = (guint8) len;
+      header_len = 4;
+    }
+  else
+    {
+      header[1] = 127;
+      for (guint i = 0; i < 8; i++)
+        header[2 + i] = (guint8) ((guint64) len >> (56 - 8 * i));
+      header_len = 10;
+    }
+  if (masked)
+    {
+      header[1] |= 0x80;
+      memcpy (header + header_len, mask_key, 4);
+      header_len += 4;
+    }
+  g_byte_array_append (frame, header, (guint) header_len);
+  for (gsize i = 0; i < len; i++)
+    {
+      guint8 byte = ((const guint8 *) payload)[i] ^ (masked ? mask_key[i & 3] : 0);
+
+      g_byte_array_append (frame, &byte, 1);
+    }
+  return frame;
+}
+
+typedef struct {
+  PubsubWsParser parser;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  pubsub_ws_parser_init (&f->parser, MAX_MESSAGE);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  pubsub_ws_parser_clear (&f->parser);
+}
+
+static PubsubWsEvent
+parse (Fixture    *f,
+       GByteArray *frame,
+       gsize      *consumed)
+{
+  return pubsub_ws_parser_next (&f->parser, frame->data, frame->len, consumed);
+}
+
+static void
+assert_payload (Fixture    *f,
+                const char *expected)
+{
+  g_assert_cmpuint (f->parser.payload_len, ==, strlen (expected));
+  g_assert_cmpmem (f->parser.payload, f->parser.payload_len, expected, strlen (expected));
+}
+
+static void
+test_text (Fixture       *f,
+           gconstpointer  data)
+{
+  const char *text = "{\"type\":\"ping\",\"request_id\":\"é\"}";
+  g_autoptr(GByteArray) frame = client_frame (0x81, text, strlen (text), TRUE);
+  gsize consumed;
+
+  g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_TEXT);
+  g_assert_cmpuint (consumed, ==, frame->len);
+  assert_payload (f, text);
+}
+
+static void
+test_lengths (Fixture       *f,
+              gconstpointer  data)
+{
+  const gsize sizes[] = { 0, 1, 125, 126, 127, 1000, MAX_MESSAGE };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_autofree char *text = g_strnfill (sizes[i], 'a' + (char) i);
+      g_autoptr(GByteArray) frame = client_frame (0x81, text, sizes[i], TRUE);
+      gsize consumed;
+
+      g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_TEXT);
+      g_assert_cmpuint (consumed, ==, frame->len);
+      assert_payload (f, text);
+    }
+}
+
+/* Every prefix of a frame is incomplete and consumes nothing. */
+static void
+test_need_more (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autofree char *text = g_strnfill (300, 'x');
+  g_autoptr(GByteArray) frame = client_frame (0x81, text, 300, TRUE);
+
+  for (gsize len = 0; len < frame->len; len++)
+    {
+      g_autoptr(GByteArray) copy = g_byte_array_new ();
+      gsize consumed = 99;
+
+      g_byte_array_append (copy, frame->data, (guint) len);
+      g_assert_cmpint (pubsub_ws_parser_next (&f->parser, copy->data, copy->len, &consumed),
+                       ==, PUBSUB_WS_NEED_MORE);
+      g_assert_cmpuint (consumed, ==, 0);
+    }
+}
+
+static void
+test_several_frames (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(GByteArray) all = g_byte_array_new ();
+  const char *texts[] = { "one", "two", "three" };
+  gsize offset = 0;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      g_autoptr(GByteArray) frame = client_frame (0x81, texts[i], strlen (texts[i]), TRUE);
+
+      g_byte_array_append (all, frame->data, frame->len);
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      gsize consumed;
+
+      g_assert_cmpint (pubsub_ws_parser_next (&f->parser, all->data + offset, all->len - offset,
+                                              &consumed), ==, PUBSUB_WS_TEXT);
+      assert_payload (f, texts[i]);
+      offset += consumed;
+    }
+  g_assert_cmpuint (offset, ==, all->len);
+}
+
+static void
+test_control_frames (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(GByteArray) ping = client_frame (0x89, "hello", 5, TRUE);
+  g_autoptr(GByteArray) pong = client_frame (0x8A, "", 0, TRUE);
+  g_autoptr(GByteArray) binary = client_frame (0x82, "\x00\x01", 2, TRUE);
+  gsize consumed;
+
+  g_assert_cmpint (parse (f, ping, &consumed), ==, PUBSUB_WS_PING);
+  assert_payload (f, "hello");
+  g_assert_cmpint (parse (f, pong, &consumed), ==, PUBSUB_WS_PONG);
+  g_assert_cmpint (parse (f, binary, &consumed), ==, PUBSUB_WS_BINARY);
+  g_assert_cmpuint (f->parser.payload_len, ==, 2);
+}
+
+typedef struct {
+  const char *name;
+  guint8      first_byte;
+  const char *payload;
+  gsize       len;
+  gboolean    masked;
+  gushort     close_code;
+} FailCase;
+
+static const FailCase fail_cases[] = {
+  { "unmasked", 0x81, "x", 1, FALSE, 1002 },
+  { "rsv1", 0xC1, "x", 1, TRUE, 1002 },
+  { "rsv2", 0xA1, "x", 1, TRUE, 1002 },
+  { "rsv3", 0x91, "x", 1, TRUE, 1002 },
+  { "opcode-3", 0x83, "x", 1, TRUE, 1002 },
+  { "opcode-11", 0x8B, "x", 1, TRUE, 1002 },
+  { "fragmented-ping", 0x09, "x", 1, TRUE, 1002 },
+  { "continuation-first", 0x80, "x", 1, TRUE, 1002 },
+  { "invalid-utf8", 0x81, "\xc3\x28", 2, TRUE, 1007 },
+  { "lone-surrogate", 0x81, "\xed\xa0\x80", 3, TRUE, 1007 },
+  { "close-one-byte", 0x88, "\x03", 1, TRUE, 1002 },
+  { "close-code-999", 0x88, "\x03\xe7", 2, TRUE, 1002 },
+  { "close-code-1005", 0x88, "\x03\xed", 2, TRUE, 1002 },
+  { "close-code-1006", 0x88, "\x03\xee", 2, TRUE, 1002 },
+  { "close-code-2000", 0x88, "\x07\xd0", 2, TRUE, 1002 },
+  { "close-reason-not-utf8", 0x88, "\x03\xe8\xff", 3, TRUE, 1007 },
+};
+
+static void
+test_fail (Fixture       *f,
+           gconstpointer  data)
+{
+  const FailCase *c = data;
+  g_autoptr(GByteArray) frame = client_frame (c->first_byte, c->payload, c->len, c->masked);
+  gsize consumed;
+
+  g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_FAIL);
+  g_assert_cmpuint (f->parser.close_code, ==, c->close_code);
+  g_assert_nonnull (f->parser.problem);
+}
+
+static void
+test_control_too_long (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autofree char *body = g_strnfill (126, 'p');
+  g_autoptr(GByteArray) frame = client_frame (0x89, body, 126, TRUE);
+  gsize consumed;
+
+  g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_FAIL);
+  g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_PROTOCOL_ERROR);
+}
+
+static void
+test_close (Fixture       *f,
+            gconstpointer  data)
+{
+  g_autoptr(GByteArray) empty = client_frame (0x88, "", 0, TRUE);
+  g_autoptr(GByteArray) normal = client_frame (0x88, "\x03\xe8" "bye", 5, TRUE);
+  g_autoptr(GByteArray) app = client_frame (0x88, "\x0f\xa0", 2, TRUE);
+  gsize consumed;
+
+  g_assert_cmpint (parse (f, empty, &consumed), ==, PUBSUB_WS_CLOSE);
+  g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_NO_STATUS);
+  g_assert_cmpint (parse (f, normal, &consumed), ==, PUBSUB_WS_CLOSE);
+  g_assert_cmpuint (f->parser.close_code, ==, 1000);
+  assert_payload (f, "bye");
+  g_assert_cmpint (parse (f, app, &consumed), ==, PUBSUB_WS_CLOSE);
+  g_assert_cmpuint (f->parser.close_code, ==, 4000);
+}
+
+/* A fragmented message, with a ping between its fragments. */
+static void
+test_fragments (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GByteArray) first = client_frame (0x01, "{\"type\":", 8, TRUE);
+  g_autoptr(GByteArray) ping = client_frame (0x89, "p", 1, TRUE);
+  g_autoptr(GByteArray) middle = client_frame (0x00, "\"pi", 3, TRUE);
+  g_autoptr(GByteArray) last = client_frame (0x80, "ng\"}", 4, TRUE);
+  g_autoptr(GByteArray) next = client_frame (0x81, "after", 5, TRUE);
+  gsize consumed;
+
+  g_assert_cmpint (parse (f, first, &consumed), ==, PUBSUB_WS_CONTINUE);
+  g_assert_cmpuint (consumed, ==, first->len);
+  g_assert_cmpint (parse (f, ping, &consumed), ==, PUBSUB_WS_PING);
+  g_assert_cmpint (parse (f, middle, &consumed), ==, PUBSUB_WS_CONTINUE);
+  g_assert_cmpint (parse (f, last, &consumed), ==, PUBSUB_WS_TEXT);
+  assert_payload (f, "{\"type\":\"ping\"}");
+  g_assert_cmpint (parse (f, next, &consumed), ==, PUBSUB_WS_TEXT);
+  assert_payload (f, "after");
+}
+
+static void
+test_fragments_interleaved_message (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_autoptr(GByteArray) first = client_frame (0x01, "ab", 2, TRUE);
+  g_autoptr(GByteArray) whole = client_frame (0x81, "cd", 2, TRUE);
+  gsize consumed;
+
+  g_assert_cmpint (parse (f, first, &consumed), ==, PUBSUB_WS_CONTINUE);
+  g_assert_cmpint (parse (f, whole, &consumed), ==, PUBSUB_WS_FAIL);
+  g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_PROTOCOL_ERROR);
+}
+
+/* Refused on its header alone, with its whole size to step over. */
+static void
+test_too_big_frame (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *body = g_strnfill (MAX_MESSAGE + 1, 'b');
+  g_autoptr(GByteArray) frame = client_frame (0x81, body, MAX_MESSAGE + 1, TRUE);
+  gsize consumed;
+
+  g_assert_cmpint (pubsub_ws_parser_next (&f->parser, frame->data, 8, &consumed), ==,
+                   PUBSUB_WS_FAIL);
+  g_assert_cmpuint (consumed, ==, 0);
+  g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_TOO_BIG);
+  g_assert_cmpuint (f->parser.skip, ==, frame->len);
+}
+
+/* The reassembled size counts too: libsoup 3.2.3 had no such limit. */
+static void
+test_too_big_fragments (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autofree char *part = g_strnfill (MAX_MESSAGE / 2 + 1, 'c');
+  g_autoptr(GByteArray) first = client_frame (0x01, part, strlen (part), TRUE);
+  g_autoptr(GByteArray) second = client_frame (0x00, part, strlen (part), TRUE);
+  gsize consumed;
+
+  g_assert_cmpint (parse (f, first, &consumed), ==, PUBSUB_WS_CONTINUE);
+  g_assert_cmpint (parse (f, second, &consumed), ==, PUBSUB_WS_FAIL);
+  g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_TOO_BIG);
+  g_assert_null (f->parser.fragments);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+#define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/ws-parser/text", test_text);
+  ADD ("/ws-parser/lengths", test_lengths);
+  ADD ("/ws-parser/need-more", test_need_more);
+  ADD ("/ws-parser/several-frames", test_several_frames);
+  ADD ("/ws-parser/control-frames", test_control_frames);
+  ADD ("/ws-parser/control-too-long", test_control_too_long);
+  ADD ("/ws-parser/close", test_close);
+  ADD ("/ws-parser/fragments", test_fragments);
+  ADD ("/ws-parser/fragments-interleaved-message", test_fragments_interleaved_message);
+  ADD ("/ws-parser/too-big/frame", test_too_big_frame);
+  ADD ("/ws-parser/too-big/fragments", test_too_big_fragments);
+#undef ADD
+  for (gsize i = 0; i < G_N_ELEMENTS (fail_cases); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/ws-parser/fail/%s", fail_cases[i].name);
+
+      g_test_add (path, Fixture, &fail_cases[i], fixture_setup, test_fail, fixture_teardown);
+    }
+  return g_test_run ();
+}
