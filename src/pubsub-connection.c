@@ -28,10 +28,13 @@
 #define READ_CHUNK (64 * 1024)
 /* Reads per wake-up, so one busy client cannot starve the others. */
 #define MAX_READS_PER_WAKEUP 4
-/* How long a closing client may take to answer our close frame (the value
- * libsoup uses); it is also how long a slow consumer's socket is kept for it
- * to read its SLOW_CONSUMER error. */
+/* How long a closing client may stay silent before its answer to our close
+ * frame (the value libsoup uses); it is also how long a slow consumer's
+ * socket is kept for it to read its SLOW_CONSUMER error. A client still
+ * sending is not cut before it stops (closing with unread input sends a
+ * reset, which can destroy the close frame in flight), up to a hard cap. */
 #define CLOSE_TIMEOUT_SECONDS 5
+#define CLOSE_LINGER_MAX_SECONDS 60
 
 typedef enum {
   STATE_OPEN,
@@ -54,6 +57,7 @@ struct _PubsubConnection {
   gboolean              discard;         /* the frames cannot be followed any more */
   gsize                 max_message_bytes;
   gint64                last_activity;   /* monotonic µs */
+  gint64                closing_since;   /* monotonic µs */
   guint                 close_timeout_id;
   gulong                drained_handler;
   ConnectionState       state;
@@ -135,8 +139,16 @@ static gboolean
 on_close_timeout (gpointer user_data)
 {
   PubsubConnection *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+  gint64 quiet_until = self->last_activity + CLOSE_TIMEOUT_SECONDS * G_USEC_PER_SEC;
 
   self->close_timeout_id = 0;
+  if (now < quiet_until && now - self->closing_since < CLOSE_LINGER_MAX_SECONDS * G_USEC_PER_SEC)
+    {
+      self->close_timeout_id = g_timeout_add ((guint) ((quiet_until - now) / 1000) + 1,
+                                              on_close_timeout, self);
+      return G_SOURCE_REMOVE;
+    }
   g_debug ("client did not finish the closing handshake in time");
   close_now (self);
   return G_SOURCE_REMOVE;
@@ -145,8 +157,10 @@ on_close_timeout (gpointer user_data)
 static void
 arm_close_timeout (PubsubConnection *self)
 {
-  if (self->close_timeout_id == 0)
-    self->close_timeout_id = g_timeout_add_seconds (CLOSE_TIMEOUT_SECONDS, on_close_timeout, self);
+  if (self->close_timeout_id != 0)
+    return;
+  self->closing_since = g_get_monotonic_time ();
+  self->close_timeout_id = g_timeout_add_seconds (CLOSE_TIMEOUT_SECONDS, on_close_timeout, self);
 }
 
 /* Drops the TCP connection. Idempotent. */
@@ -194,8 +208,8 @@ close_after_flush (PubsubConnection *self)
 
 /**
  * close_websocket:
- * @code: the close code
- * @reason: a short English reason
+ * @code: the close code, or 0 for a close frame without one
+ * @reason: (nullable): a short English reason
  *
  * Starts the closing handshake: the close frame goes behind what is queued
  * (even past queue-size); the client's answer, or the timeout, ends it.
@@ -321,7 +335,7 @@ handle_text (PubsubConnection *self,
 static void
 handle_client_close (PubsubConnection *self)
 {
-  g_autoptr(GBytes) answer = NULL;
+  gushort code = self->parser.close_code;
 
   if (self->state == STATE_CLOSING)
     {
@@ -329,12 +343,8 @@ handle_client_close (PubsubConnection *self)
       close_now (self);
       return;
     }
-  /* Echo the client's code, as RFC 6455 §5.5.1 suggests. */
-  self->state = STATE_CLOSING;
-  pubsub_subscriber_unsubscribe_all (self->subscriber);
-  answer = pubsub_frame_new_close (self->parser.close_code == PUBSUB_WS_CLOSE_NO_STATUS
-                                     ? 0 : self->parser.close_code, NULL);
-  pubsub_subscriber_send_final (self->subscriber, answer);
+  /* Echo the client's code (RFC 6455 §5.5.1); close TCP once it is out. */
+  close_websocket (self, code == PUBSUB_WS_CLOSE_NO_STATUS ? 0 : code, NULL);
   close_after_flush (self);
 }
 

@@ -749,7 +749,8 @@ pubsub_frame_new_close (gushort     code,
     {
       frame[2] = (guint8) (code >> 8);
       frame[3] = (guint8) code;
-      memcpy (frame + 4, reason, reason_len);
+      if (reason_len > 0)
+        memcpy (frame + 4, reason, reason_len);
     }
   return g_bytes_new_take (frame, 2 + body_len);
 }
