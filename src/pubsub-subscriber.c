@@ -17,6 +17,10 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <gio/gfiledescriptorbased.h>
+#include <sys/socket.h>
+
 #include "pubsub-frame-queue.h"
 #include "pubsub-protocol.h"
 #include "pubsub-subscriber.h"
@@ -42,6 +46,7 @@ struct _PubsubSubscriber {
   GObject                parent_instance;
 
   GPollableOutputStream *output;         /* owned; NULL once closed */
+  int                    socket_fd;      /* output's socket, or -1 */
   GSource               *output_source;  /* owned; armed while the socket is full */
   PubsubFrameQueue       queue;
   guint                  queue_size;
@@ -159,6 +164,22 @@ pubsub_subscriber_finalize (GObject *object)
   G_OBJECT_CLASS (pubsub_subscriber_parent_class)->finalize (object);
 }
 
+/* The descriptor under @output if it is a socket's stream, else -1. */
+static int
+socket_fd_of (GPollableOutputStream *output)
+{
+  int fd;
+  int type;
+  socklen_t len = sizeof type;
+
+  if (!G_IS_FILE_DESCRIPTOR_BASED (output))
+    return -1;
+  fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (output));
+  if (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+    return -1;
+  return fd;
+}
+
 static void
 pubsub_subscriber_set_property (GObject      *object,
                                 guint         prop_id,
@@ -171,6 +192,7 @@ pubsub_subscriber_set_property (GObject      *object,
     {
     case PROP_OUTPUT:
       self->output = g_value_dup_object (value);
+      self->socket_fd = socket_fd_of (self->output);
       break;
     case PROP_QUEUE_SIZE:
       self->queue_size = g_value_get_uint (value);
@@ -242,6 +264,7 @@ pubsub_subscriber_class_init (PubsubSubscriberClass *klass)
 static void
 pubsub_subscriber_init (PubsubSubscriber *self)
 {
+  self->socket_fd = -1;
   pubsub_frame_queue_init (&self->queue);
   self->subscriptions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                                (GDestroyNotify) subscription_free);
@@ -285,6 +308,40 @@ wait_for_writable (PubsubSubscriber *self)
   g_source_attach (self->output_source, g_main_context_get_thread_default ());
 }
 
+/* GOutputVector has the layout of struct iovec on Unix (GLib relies on it
+ * too), so a socket gets one sendmsg() without GIO's per-call checks: on a
+ * fan-out to 1,000 subscribers they were a tenth of the work per event. */
+G_STATIC_ASSERT (sizeof (GOutputVector) == sizeof (struct iovec));
+G_STATIC_ASSERT (G_STRUCT_OFFSET (GOutputVector, buffer) == G_STRUCT_OFFSET (struct iovec, iov_base));
+G_STATIC_ASSERT (G_STRUCT_OFFSET (GOutputVector, size) == G_STRUCT_OFFSET (struct iovec, iov_len));
+
+static GPollableReturn
+write_vectors (PubsubSubscriber  *self,
+               GOutputVector     *vectors,
+               guint              n_vectors,
+               gsize             *written,
+               GError           **error)
+{
+  struct msghdr message = { .msg_iov = (struct iovec *) vectors, .msg_iovlen = n_vectors };
+  gssize sent;
+
+  if (self->socket_fd < 0)
+    return g_pollable_output_stream_writev_nonblocking (self->output, vectors, n_vectors,
+                                                        written, NULL, error);
+  do
+    sent = sendmsg (self->socket_fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (sent < 0 && errno == EINTR);
+  if (sent >= 0)
+    {
+      *written = (gsize) sent;
+      return G_POLLABLE_RETURN_OK;
+    }
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return G_POLLABLE_RETURN_WOULD_BLOCK;
+  g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (errno), g_strerror (errno));
+  return G_POLLABLE_RETURN_FAILED;
+}
+
 /* Hands queued frames to the kernel until the queue is empty or the socket
  * is full (then resumes by itself once it is writable again).
  *
@@ -303,8 +360,7 @@ write_queue (PubsubSubscriber *self)
       gsize written = 0;
       GPollableReturn result;
 
-      result = g_pollable_output_stream_writev_nonblocking (self->output, vectors, n,
-                                                           &written, NULL, &error);
+      result = write_vectors (self, vectors, n, &written, &error);
       if (result == G_POLLABLE_RETURN_WOULD_BLOCK)
         {
           wait_for_writable (self);
@@ -316,6 +372,7 @@ write_queue (PubsubSubscriber *self)
           g_debug ("write to subscriber failed: %s", error->message);
           pubsub_frame_queue_clear (&self->queue);
           g_clear_object (&self->output);
+          self->socket_fd = -1;
           return FALSE;
         }
       pubsub_frame_queue_consume (&self->queue, written);
@@ -619,5 +676,6 @@ pubsub_subscriber_close (PubsubSubscriber *self)
       g_clear_pointer (&self->output_source, g_source_unref);
     }
   g_clear_object (&self->output);
+  self->socket_fd = -1;
   pubsub_frame_queue_clear (&self->queue);
 }
