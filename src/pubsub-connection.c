@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <gio/gfiledescriptorbased.h>
 #include <sys/epoll.h>
-#include <unistd.h>
 
 #include "pubsub-connection.h"
 #include "pubsub-error.h"
@@ -61,7 +60,6 @@ struct _PubsubConnection {
   PubsubWsParser        parser;
   guint64               skip;            /* bytes of a refused frame still to drop */
   gboolean              discard;         /* the frames cannot be followed any more */
-  gsize                 max_message_bytes;
   gint64                last_activity;   /* monotonic µs */
   gint64                closing_since;   /* monotonic µs */
   guint                 close_timeout_id;
@@ -649,7 +647,6 @@ pubsub_connection_new (PubsubBroker *broker,
   self->broker = g_object_ref (broker);
   self->stream = g_object_ref (stream);
   self->input = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
-  self->max_message_bytes = max_message_bytes;
   pubsub_ws_parser_init (&self->parser, max_message_bytes);
   self->subscriber = pubsub_subscriber_new (g_io_stream_get_output_stream (stream), queue_size);
   g_signal_connect (self->subscriber, "slow-consumer", G_CALLBACK (on_slow_consumer), self);
