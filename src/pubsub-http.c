@@ -230,7 +230,7 @@ parse_topic_name (RequestBody  *body,
   PubsubJsonMember members[PUBSUB_REST_MAX_FIELDS];
   const char *text = (const char *) body->data->data;
   gsize len = body->data->len;
-  const PubsubJsonValue *name = NULL;
+  const PubsubJsonValue *name;
   g_autofree char *decoded = NULL;
   PubsubJsonValue root;
   gsize decoded_len;
@@ -248,11 +248,7 @@ parse_topic_name (RequestBody  *body,
                            "request body must be a JSON object like {\"name\":\"orders\"}");
       return NULL;
     }
-  /* The last "name" wins, as with JSON.parse(). */
-  for (guint i = 0; i < n_members; i++)
-    if (pubsub_json_key_equal (&members[i].key, "name"))
-      name = &members[i].value;
-
+  name = pubsub_json_find_member (members, n_members, "name", strlen ("name"));
   if (name == NULL || name->kind == PUBSUB_JSON_NULL)
     {
       g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,

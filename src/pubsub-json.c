@@ -563,6 +563,24 @@ pubsub_json_object_members (const PubsubJsonValue *object,
     }
 }
 
+/* @name is plain text of @name_len bytes. A key with escapes is longer
+ * than the text it stands for, so only a longer key needs decoding. */
+static gboolean
+key_equal_len (const PubsubJsonValue *key,
+               const char            *name,
+               gsize                  name_len)
+{
+  g_autofree char *decoded = NULL;
+  gsize decoded_len;
+
+  if (key->len == name_len + 2)
+    return memcmp (key->text + 1, name, name_len) == 0;
+  if (key->len < name_len + 2 || memchr (key->text, '\\', key->len) == NULL)
+    return FALSE;
+  decoded = pubsub_json_string_decode (key, &decoded_len);
+  return decoded_len == name_len && memcmp (decoded, name, name_len) == 0;
+}
+
 /**
  * pubsub_json_key_equal:
  * @key: a string value
@@ -574,16 +592,29 @@ gboolean
 pubsub_json_key_equal (const PubsubJsonValue *key,
                        const char            *name)
 {
-  gsize name_len = strlen (name);
-  g_autofree char *decoded = NULL;
-  gsize decoded_len;
+  return key_equal_len (key, name, strlen (name));
+}
 
-  if (key->len == name_len + 2 && memcmp (key->text + 1, name, name_len) == 0)
-    return TRUE;
-  if (memchr (key->text, '\\', key->len) == NULL)
-    return FALSE;
-  decoded = pubsub_json_string_decode (key, &decoded_len);
-  return decoded_len == name_len && memcmp (decoded, name, name_len) == 0;
+/**
+ * pubsub_json_find_member:
+ * @members: members from pubsub_json_object_members() or the like
+ * @n_members: how many
+ * @name: a plain name
+ * @name_len: its length in bytes
+ *
+ * Returns: (nullable): the value of the last member called @name, as with
+ *   JSON.parse()
+ */
+const PubsubJsonValue *
+pubsub_json_find_member (const PubsubJsonMember *members,
+                         guint                   n_members,
+                         const char             *name,
+                         gsize                   name_len)
+{
+  for (guint i = n_members; i > 0; i--)
+    if (key_equal_len (&members[i - 1].key, name, name_len))
+      return &members[i - 1].value;
+  return NULL;
 }
 
 static guint

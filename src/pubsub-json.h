@@ -56,6 +56,11 @@ gboolean  pubsub_json_object_members (const PubsubJsonValue *object,
                                       guint                 *n_members);
 gboolean  pubsub_json_key_equal      (const PubsubJsonValue *key,
                                       const char            *name);
+const PubsubJsonValue *
+          pubsub_json_find_member    (const PubsubJsonMember *members,
+                                      guint                   n_members,
+                                      const char             *name,
+                                      gsize                   name_len);
 char     *pubsub_json_string_decode  (const PubsubJsonValue *string,
                                       gsize                 *out_len);
 

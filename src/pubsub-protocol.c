@@ -94,29 +94,9 @@ pubsub_format_timestamp (gint64 real_time_us,
 /* ---------------------------------------------------------------------- */
 /* Parsing                                                                */
 
-static const PubsubJsonValue *
-find_field_len (const PubsubJsonMember *members,
-                guint                   n_members,
-                const char             *name,
-                gsize                   name_len)
-{
-  /* The last occurrence wins, as with JSON.parse() and json-glib. */
-  for (guint i = n_members; i > 0; i--)
-    {
-      const PubsubJsonValue *key = &members[i - 1].key;
-
-      /* Only a key with escapes can be longer and still equal. */
-      if ((key->len == name_len + 2 && memcmp (key->text + 1, name, name_len) == 0) ||
-          (key->len > name_len + 2 && memchr (key->text, '\\', key->len) != NULL &&
-           pubsub_json_key_equal (key, name)))
-        return &members[i - 1].value;
-    }
-  return NULL;
-}
-
 /* Field names are literals: their length is known at compile time. */
 #define find_field(members, n_members, name) \
-  find_field_len ((members), (n_members), "" name "", sizeof (name) - 1)
+  pubsub_json_find_member ((members), (n_members), "" name "", sizeof (name) - 1)
 
 /* The common case of a string without escapes needs no decoding. */
 static char *
