@@ -15,6 +15,7 @@
 #include "pubsub-config.h"
 #include "pubsub-dbus.h"
 #include "pubsub-http.h"
+#include "pubsub-protocol.h"
 
 typedef struct {
   GMainLoop         *loop;
@@ -120,7 +121,8 @@ main (int   argc,
   sigint_id = g_unix_signal_add (SIGINT, on_stop_signal, &daemon);
   sigterm_id = g_unix_signal_add (SIGTERM, on_stop_signal, &daemon);
 
-  broker = pubsub_broker_new (config->history_size, config->max_topics);
+  broker = pubsub_broker_new (pubsub_frame_new_event, config->history_size,
+                              config->max_topics);
   http = pubsub_http_server_new (broker, config);
   daemon.http = http;
   g_signal_connect (http, "stopped", G_CALLBACK (on_http_stopped), &daemon);

@@ -23,9 +23,27 @@
 #include "pubsub-error.h"
 #include "pubsub-json.h"
 #include "pubsub-protocol.h"
+#include "pubsub-ws-frame.h"
 
 #define UUID  "123e4567-e89b-12d3-a456-426614174000"
 #define UUID2 "00000000-0000-4000-8000-000000000001"
+
+/* The event frame of a message with these parts. */
+static GBytes *
+event_frame (const char *topic,
+             const char *id,
+             const char *payload,
+             gsize       payload_len,
+             gint64      time_us)
+{
+  PubsubMessageInfo info = { topic, id, payload, payload_len, time_us };
+  gsize payload_offset;
+  GBytes *frame = pubsub_frame_new_event (&info, &payload_offset);
+
+  g_assert_cmpmem ((const char *) g_bytes_get_data (frame, NULL) + payload_offset, payload_len,
+                   payload, payload_len);
+  return frame;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Topic names                                                            */
@@ -292,7 +310,7 @@ split_frame (GBytes     *frame,
       g_assert_cmpuint (len, >, G_MAXUINT16);    /* minimal encoding */
     }
   g_assert_cmpuint (size, ==, header_len + len);
-  g_assert_cmpuint (pubsub_frame_header_len (frame), ==, header_len);
+  g_assert_cmpuint (pubsub_ws_frame_payload_offset (frame), ==, header_len);
 
   parts->header_len = header_len;
   parts->json = (const char *) data + header_len;
@@ -1158,7 +1176,7 @@ test_frame_info (void)
 static void
 test_frame_ping (void)
 {
-  g_autoptr(GBytes) frame = pubsub_frame_new_ping ();
+  g_autoptr(GBytes) frame = pubsub_ws_frame_new_ping ();
   gsize size;
   const guint8 *data = g_bytes_get_data (frame, &size);
 
@@ -1203,7 +1221,7 @@ test_frame_event (gconstpointer data)
   guint n_members;
   FrameParts parts;
 
-  frame = pubsub_frame_new_event ("orders", UUID, copy, strlen (payload), when);
+  frame = event_frame ("orders", UUID, copy, strlen (payload), when);
   split_frame (frame, &parts);
 
   /* The whole JSON text, byte for byte. */
@@ -1232,7 +1250,7 @@ test_frame_event_structure (void)
   static const char *const message_names[] = { "id", "payload", NULL };
   static const char payload[] = "{\"a\":[1,\"x\"]}";
   gint64 before = g_get_real_time ();
-  g_autoptr(GBytes) frame = pubsub_frame_new_event ("a.b", UUID2, payload, sizeof payload - 1,
+  g_autoptr(GBytes) frame = event_frame ("a.b", UUID2, payload, sizeof payload - 1,
                                                     g_get_real_time ());
   g_autoptr(JsonNode) body = NULL;
   JsonObject *object;
@@ -1264,7 +1282,7 @@ info_json_len (gsize msg_len)
   g_autofree char *msg = g_strnfill (msg_len, 'm');
   g_autoptr(GBytes) frame = pubsub_frame_new_info (msg, NULL);
 
-  return g_bytes_get_size (frame) - pubsub_frame_header_len (frame);
+  return g_bytes_get_size (frame) - pubsub_ws_frame_payload_offset (frame);
 }
 
 static void
@@ -1323,14 +1341,14 @@ static void
 test_frame_lengths_event (void)
 {
   static const gsize targets[] = { 129, 65535, 65536, 300000 };
-  g_autoptr(GBytes) probe = pubsub_frame_new_event ("t", UUID, "1", 1, 0);
-  gsize base = g_bytes_get_size (probe) - pubsub_frame_header_len (probe) - 1;
+  g_autoptr(GBytes) probe = event_frame ("t", UUID, "1", 1, 0);
+  gsize base = g_bytes_get_size (probe) - pubsub_ws_frame_payload_offset (probe) - 1;
 
   for (gsize i = 0; i < G_N_ELEMENTS (targets); i++)
     {
       gsize payload_len = targets[i] - base;
       g_autofree char *payload = g_strnfill (payload_len, '7');   /* one long integer */
-      g_autoptr(GBytes) frame = pubsub_frame_new_event ("t", UUID, payload, payload_len, 0);
+      g_autoptr(GBytes) frame = event_frame ("t", UUID, payload, payload_len, 0);
       FrameParts parts;
 
       check_length_encoding (frame, targets[i]);

@@ -30,6 +30,7 @@
 #include "pubsub-broker.h"
 #include "pubsub-error.h"
 #include "pubsub-protocol.h"
+#include "pubsub-ws-frame.h"
 #include "pubsub-subscriber.h"
 
 #define UUID "123e4567-e89b-12d3-a456-426614174000"
@@ -44,6 +45,7 @@ typedef struct {
   int                peer;          /* the client's end, non-blocking */
   GByteArray        *inbox;         /* bytes read from peer, not yet parsed */
   PubsubBroker      *broker;
+  PubsubIoLoop      *io;
   PubsubSubscriber  *subscriber;
   guint              slow_count;
   guint              drained_count;
@@ -79,7 +81,9 @@ fixture_setup (Fixture       *f,
   g_assert_true (g_unix_set_fd_nonblocking (f->peer, TRUE, &error));
   g_assert_no_error (error);
   f->inbox = g_byte_array_new ();
-  f->broker = pubsub_broker_new (10, 100);
+  f->broker = pubsub_broker_new (pubsub_frame_new_event, 10, 100);
+  f->io = pubsub_io_loop_new (&error);
+  g_assert_no_error (error);
 }
 
 /* Runs whatever is ready now (flushes, writable sources), without blocking. */
@@ -104,6 +108,7 @@ fixture_teardown (Fixture       *f,
       iterate_pending ();   /* a scheduled flush holds a reference until it runs */
       g_assert_null (weak);
     }
+  g_clear_object (&f->io);
   g_clear_object (&f->broker);
   g_clear_object (&f->connection);
   if (f->peer >= 0)
@@ -144,7 +149,7 @@ make_subscriber (Fixture *f,
                                           SOL_SOCKET, SO_SNDBUF, sndbuf, &error));
       g_assert_no_error (error);
     }
-  f->subscriber = pubsub_subscriber_new (f->output, queue_size);
+  f->subscriber = pubsub_subscriber_new (f->io, f->output, queue_size);
   g_signal_connect (f->subscriber, "slow-consumer", G_CALLBACK (on_slow_consumer), f);
   g_signal_connect (f->subscriber, "drained", G_CALLBACK (on_drained), f);
 }
@@ -394,7 +399,7 @@ test_order (Fixture       *f,
       GBytes *sent = pubsub_message_get_frame (g_ptr_array_index (messages, n));
       gsize size;
       const guint8 *bytes = g_bytes_get_data (sent, &size);
-      gsize header = pubsub_frame_header_len (sent);
+      gsize header = pubsub_ws_frame_payload_offset (sent);
 
       g_assert_cmpint (event_number (frame, n % 3 == 0 ? "b" : "a"), ==, n);
       g_assert_cmpmem (g_bytes_get_data (frame->payload, NULL), g_bytes_get_size (frame->payload),
@@ -412,7 +417,7 @@ test_send_direct (Fixture       *f,
 {
   PubsubTopic *t = pubsub_broker_create_topic (f->broker, "t", NULL);
   g_autoptr(GBytes) pong = pubsub_frame_new_pong (NULL);
-  g_autoptr(GBytes) ping = pubsub_frame_new_ping ();
+  g_autoptr(GBytes) ping = pubsub_ws_frame_new_ping ();
   g_autoptr(GPtrArray) frames = NULL;
 
   make_subscriber (f, 10, 0);
@@ -583,7 +588,7 @@ test_replay_beyond_queue_size (Fixture       *f,
   g_autoptr(GPtrArray) frames = NULL;
 
   g_clear_object (&f->broker);
-  f->broker = pubsub_broker_new (50, 10);
+  f->broker = pubsub_broker_new (pubsub_frame_new_event, 50, 10);
   t = pubsub_broker_create_topic (f->broker, "t", NULL);
   make_subscriber (f, 5, 0);
   publish_range (f, "t", 0, 49);

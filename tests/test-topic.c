@@ -23,9 +23,22 @@
 #include "pubsub-json.h"
 #include "pubsub-message.h"
 #include "pubsub-protocol.h"
+#include "pubsub-ws-frame.h"
 #include "pubsub-topic.h"
 
 #define UUID "123e4567-e89b-12d3-a456-426614174000"
+
+/* A message encoded as the daemon encodes it: a WebSocket event frame. */
+static PubsubMessage *
+message_new (const char *topic,
+             const char *id,
+             const char *payload,
+             gsize       payload_len)
+{
+  PubsubMessageInfo info = { topic, id, payload, payload_len, g_get_real_time () };
+
+  return pubsub_message_new (&info, pubsub_frame_new_event);
+}
 
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                */
@@ -36,7 +49,7 @@ message_new_numbered (const char *topic,
 {
   g_autofree char *payload = g_strdup_printf ("{\"n\":%u}", n);
 
-  return pubsub_message_new (topic, UUID, payload, strlen (payload));
+  return message_new (topic, UUID, payload, strlen (payload));
 }
 
 /* The JSON text of an event frame's message.payload / message.id. */
@@ -49,7 +62,7 @@ event_fields (PubsubMessage  *message,
   GBytes *frame = pubsub_message_get_frame (message);
   gsize size;
   const char *data = g_bytes_get_data (frame, &size);
-  gsize header = pubsub_frame_header_len (frame);
+  gsize header = pubsub_ws_frame_payload_offset (frame);
   PubsubJsonMember members[8];
   PubsubJsonMember inner[4];
   PubsubJsonValue root;
@@ -105,7 +118,7 @@ test_message (void)
 {
   static const char payload[] = "[1e400,12345678901234567890,\"a\\u0000b\"]";
   gint64 before = g_get_real_time ();
-  g_autoptr(PubsubMessage) message = pubsub_message_new ("orders", UUID, payload, sizeof payload - 1);
+  g_autoptr(PubsubMessage) message = message_new ("orders", UUID, payload, sizeof payload - 1);
   g_autofree char *got_payload = NULL;
   g_autofree char *got_id = NULL;
   g_autofree char *got_topic = NULL;
@@ -412,7 +425,7 @@ broker_events_clear (BrokerEvents *events)
 static void
 test_broker_create (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (5, 100);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 5, 100);
   g_autoptr(GError) error = NULL;
   BrokerEvents events;
   guint notify_count = 0;
@@ -481,7 +494,7 @@ test_broker_create (void)
 static void
 test_broker_max_topics (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (1, 2);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 1, 2);
   g_autoptr(GError) error = NULL;
   guint max_topics = 0;
 
@@ -517,7 +530,7 @@ test_broker_max_topics (void)
 static void
 test_broker_delete (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (3, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 3, 10);
   g_autoptr(GError) error = NULL;
   BrokerEvents events;
   PubsubTopic *topic;
@@ -576,7 +589,7 @@ test_broker_delete (void)
 static void
 test_broker_delete_held (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (3, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 3, 10);
   g_autoptr(PubsubTopic) held = NULL;
   g_autoptr(GError) error = NULL;
   guint notify_subscribers = 0;
@@ -603,7 +616,7 @@ test_broker_list_sorted (void)
 {
   static const char *const names[] = { "b", "a", "B", "_", "0", "a.b", ":", "a-", "A", "ab" };
   static const char *const sorted[] = { "0", ":", "A", "B", "_", "a", "a-", "a.b", "ab", "b" };
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (1, 100);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 1, 100);
   g_autoptr(GPtrArray) list = NULL;
 
   list = pubsub_broker_list_topics (broker);
@@ -634,7 +647,7 @@ test_broker_list_sorted (void)
 static void
 test_broker_subscriber_count (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (1, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 1, 10);
   PubsubTopic *a = pubsub_broker_create_topic (broker, "a", NULL);
   PubsubTopic *b = pubsub_broker_create_topic (broker, "b", NULL);
   guint notify_count = 0;
@@ -663,7 +676,7 @@ static void
 test_broker_publish (void)
 {
   static const char payload[] = "{\"big\":12345678901234567890,\"inf\":1e400}";
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (2, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 2, 10);
   g_autoptr(GError) error = NULL;
   PubsubTopic *topic = pubsub_broker_create_topic (broker, "t", NULL);
   EventData data = { topic, { NULL }, { NULL }, { 0 }, 0, 0 };
@@ -744,12 +757,12 @@ static void
 test_broker_publish_json (gconstpointer user_data)
 {
   const PublishJsonRow *row = user_data;
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (10, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 10, 10);
   g_autoptr(GError) error = NULL;
   g_autoptr(PubsubMessage) message = NULL;
   PubsubTopic *topic = pubsub_broker_create_topic (broker, "t", NULL);
 
-  message = pubsub_broker_publish_json (broker, row->topic, row->id, row->payload, &error);
+  message = pubsub_publish_json (broker, row->topic, row->id, row->payload, &error);
   if (row->code < 0)
     {
       g_autofree char *payload = NULL;
@@ -766,7 +779,7 @@ test_broker_publish_json (gconstpointer user_data)
         GBytes *frame = pubsub_message_get_frame (message);
         gsize size;
         const char *data = g_bytes_get_data (frame, &size);
-        gsize header = pubsub_frame_header_len (frame);
+        gsize header = pubsub_ws_frame_payload_offset (frame);
         g_autofree char *prefix = g_strdup_printf ("{\"type\":\"event\",\"topic\":\"t\",\"message\":"
                                                    "{\"id\":\"%s\",\"payload\":%s},\"ts\":\"",
                                                    row->id, row->forwarded);
@@ -792,16 +805,16 @@ test_broker_publish_json (gconstpointer user_data)
 static void
 test_broker_publish_json_fresh_id (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (10, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 10, 10);
   g_autoptr(GError) error = NULL;
   g_autoptr(PubsubMessage) first = NULL;
   g_autoptr(PubsubMessage) second = NULL;
   g_autofree char *id_in_frame = NULL;
 
   g_assert_nonnull (pubsub_broker_create_topic (broker, "t", NULL));
-  first = pubsub_broker_publish_json (broker, "t", "", "1", &error);
+  first = pubsub_publish_json (broker, "t", "", "1", &error);
   g_assert_no_error (error);
-  second = pubsub_broker_publish_json (broker, "t", NULL, "2", &error);
+  second = pubsub_publish_json (broker, "t", NULL, "2", &error);
   g_assert_no_error (error);
 
   g_assert_cmpuint (strlen (pubsub_message_get_id (first)), ==, PUBSUB_UUID_LEN);
@@ -816,7 +829,7 @@ static void
 test_broker_properties (void)
 {
   gint64 before = g_get_real_time ();
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (4, 9);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 4, 9);
   gint64 after = g_get_real_time ();
   guint history_size = 0;
   guint topic_count = 99;
@@ -836,7 +849,7 @@ test_broker_properties (void)
 static void
 test_broker_dispose (void)
 {
-  PubsubBroker *broker = pubsub_broker_new (4, 9);
+  PubsubBroker *broker = pubsub_broker_new (pubsub_frame_new_event, 4, 9);
   PubsubBroker *weak = broker;
   g_autoptr(PubsubTopic) topic = g_object_ref (pubsub_broker_create_topic (broker, "t", NULL));
   g_autoptr(PubsubMessage) message = message_new_numbered ("t", 1);

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "pubsub-ws-parser.h"
+#include "pubsub-ws-frame.h"
 
 #define MAX_MESSAGE 1024
 

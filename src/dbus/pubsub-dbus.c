@@ -29,6 +29,7 @@
 #include "pubsub-dbus.h"
 #include "pubsub-dbus-generated.h"
 #include "pubsub-error.h"
+#include "pubsub-protocol.h"
 
 /* The shortest time between two property flushes: at most four
  * PropertiesChanged per second and object, and the final values are on the
@@ -241,7 +242,7 @@ handle_publish (PubsubDBusBroker1     *skeleton,
   g_autoptr(GError) error = NULL;
   g_autoptr(PubsubMessage) message = NULL;
 
-  message = pubsub_broker_publish_json (self->broker, topic, id, payload_json, &error);
+  message = pubsub_publish_json (self->broker, topic, id, payload_json, &error);
   if (message == NULL)
     return_error (invocation, error);
   else

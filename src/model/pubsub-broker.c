@@ -1,8 +1,9 @@
 /* pubsub-broker.c: the registry of topics and the publish path
  *
- * Every publish, whether it comes from a WebSocket client or from D-Bus,
- * goes through pubsub_broker_publish(): one serialization, history, counters,
- * fan-out.
+ * Every publish, whether it comes from a WebSocket client, REST or D-Bus,
+ * goes through pubsub_broker_publish(): one serialization (by the encoder the
+ * broker was built with: the model does not know the wire format), history,
+ * counters, fan-out.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -12,13 +13,12 @@
 
 #include "pubsub-broker.h"
 #include "pubsub-error.h"
-#include "pubsub-json.h"
-#include "pubsub-protocol.h"
 
 struct _PubsubBroker {
   GObject     parent_instance;
 
   GHashTable *topics;         /* owned: name → owned PubsubTopic */
+  PubsubMessageEncoder encode;
   guint       history_size;
   guint       max_topics;
   gint64      start_time;     /* µs since the epoch */
@@ -29,6 +29,7 @@ G_DEFINE_FINAL_TYPE (PubsubBroker, pubsub_broker, G_TYPE_OBJECT)
 
 enum {
   PROP_0,
+  PROP_ENCODER,
   PROP_HISTORY_SIZE,
   PROP_MAX_TOPICS,
   PROP_START_TIME,
@@ -76,6 +77,9 @@ pubsub_broker_get_property (GObject    *object,
 
   switch (prop_id)
     {
+    case PROP_ENCODER:
+      g_value_set_pointer (value, self->encode);
+      break;
     case PROP_HISTORY_SIZE:
       g_value_set_uint (value, self->history_size);
       break;
@@ -106,6 +110,9 @@ pubsub_broker_set_property (GObject      *object,
 
   switch (prop_id)
     {
+    case PROP_ENCODER:
+      self->encode = g_value_get_pointer (value);
+      break;
     case PROP_HISTORY_SIZE:
       self->history_size = g_value_get_uint (value);
       break;
@@ -118,14 +125,29 @@ pubsub_broker_set_property (GObject      *object,
 }
 
 static void
+pubsub_broker_constructed (GObject *object)
+{
+  PubsubBroker *self = PUBSUB_BROKER (object);
+
+  G_OBJECT_CLASS (pubsub_broker_parent_class)->constructed (object);
+
+  g_assert (self->encode != NULL);
+}
+
+static void
 pubsub_broker_class_init (PubsubBrokerClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  object_class->constructed = pubsub_broker_constructed;
   object_class->dispose = pubsub_broker_dispose;
   object_class->get_property = pubsub_broker_get_property;
   object_class->set_property = pubsub_broker_set_property;
 
+  /* A #PubsubMessageEncoder: how a published message becomes bytes. */
+  properties[PROP_ENCODER] =
+    g_param_spec_pointer ("encoder", NULL, NULL,
+                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   properties[PROP_HISTORY_SIZE] =
     g_param_spec_uint ("history-size", NULL, NULL, 0, G_MAXUINT, 100,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
@@ -162,14 +184,17 @@ pubsub_broker_init (PubsubBroker *self)
 
 /**
  * pubsub_broker_new:
+ * @encode: how a published message becomes the bytes subscribers get
  * @history_size: messages kept per topic for replay
  * @max_topics: how many topics may exist at once
  */
 PubsubBroker *
-pubsub_broker_new (guint history_size,
-                   guint max_topics)
+pubsub_broker_new (PubsubMessageEncoder encode,
+                   guint                history_size,
+                   guint                max_topics)
 {
   return g_object_new (PUBSUB_TYPE_BROKER,
+                       "encoder", encode,
                        "history-size", history_size,
                        "max-topics", max_topics,
                        NULL);
@@ -395,6 +420,12 @@ pubsub_broker_publish (PubsubBroker  *self,
 {
   PubsubTopic *target;
   PubsubMessage *message;
+  PubsubMessageInfo info = {
+    .topic = topic,
+    .id = id,
+    .payload = payload,
+    .payload_len = payload_len,
+  };
 
   g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
 
@@ -402,49 +433,8 @@ pubsub_broker_publish (PubsubBroker  *self,
   if (target == NULL)
     return NULL;
 
-  message = pubsub_message_new (topic, id, payload, payload_len);
+  info.time_us = g_get_real_time ();
+  message = pubsub_message_new (&info, self->encode);
   pubsub_topic_publish (target, message);
   return message;
-}
-
-/**
- * pubsub_broker_publish_json:
- * @topic: the topic's name
- * @id: (nullable): a UUID, or %NULL / "" for a fresh one
- * @payload_json: any JSON value, checked strictly
- * @error: BAD_REQUEST or TOPIC_NOT_FOUND
- *
- * The entry point for callers that have not validated their input (D-Bus).
- *
- * Returns: (transfer full): the published message
- */
-PubsubMessage *
-pubsub_broker_publish_json (PubsubBroker  *self,
-                            const char    *topic,
-                            const char    *id,
-                            const char    *payload_json,
-                            GError       **error)
-{
-  g_autofree char *fresh_id = NULL;
-  PubsubJsonValue payload;
-
-  g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
-  g_return_val_if_fail (topic != NULL && payload_json != NULL, NULL);
-
-  if (!pubsub_check_topic_name (topic, error))
-    return NULL;
-  if (id == NULL || *id == '\0')
-    id = fresh_id = g_uuid_string_random ();
-  else if (strlen (id) != PUBSUB_UUID_LEN || !g_uuid_string_is_valid (id))
-    {
-      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
-                           "message id must be a valid UUID");
-      return NULL;
-    }
-  if (!pubsub_json_validate (payload_json, strlen (payload_json), &payload, error))
-    {
-      g_prefix_error (error, "payload: ");
-      return NULL;
-    }
-  return pubsub_broker_publish (self, topic, id, payload.text, payload.len, error);
 }

@@ -15,7 +15,8 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (PubsubBroker, pubsub_broker, PUBSUB, BROKER, GObject)
 
-PubsubBroker   *pubsub_broker_new                  (guint          history_size,
+PubsubBroker   *pubsub_broker_new                  (PubsubMessageEncoder encode,
+                                                    guint          history_size,
                                                     guint          max_topics);
 PubsubTopic    *pubsub_broker_create_topic         (PubsubBroker  *self,
                                                     const char    *name,
@@ -38,11 +39,6 @@ PubsubMessage  *pubsub_broker_publish              (PubsubBroker  *self,
                                                     const char    *id,
                                                     const char    *payload,
                                                     gsize          payload_len,
-                                                    GError       **error);
-PubsubMessage  *pubsub_broker_publish_json         (PubsubBroker  *self,
-                                                    const char    *topic,
-                                                    const char    *id,
-                                                    const char    *payload_json,
                                                     GError       **error);
 
 G_END_DECLS

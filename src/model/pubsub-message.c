@@ -1,8 +1,10 @@
 /* pubsub-message.c: one published message, serialized once
  *
- * A message owns the complete event frame (WebSocket header and JSON) built
- * at publish time. Every subscriber queue and the topic history hold a
- * reference to the same bytes; nothing is copied per subscriber.
+ * A message owns its encoded form (for WebSocket clients: the complete event
+ * frame), built by the encoder the broker was given, at publish time. Every
+ * subscriber queue and the topic history hold a reference to the same bytes;
+ * nothing is copied per subscriber. The payload is not kept twice: it is a
+ * view into those bytes.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -13,6 +15,9 @@
 struct _PubsubMessage {
   gatomicrefcount  ref_count;
   char             id[PUBSUB_UUID_LEN + 1];
+  gint64           time_us;
+  gsize            payload_offset;
+  gsize            payload_len;
   GBytes          *frame;   /* owned */
 };
 
@@ -20,25 +25,23 @@ G_DEFINE_BOXED_TYPE (PubsubMessage, pubsub_message, pubsub_message_ref, pubsub_m
 
 /**
  * pubsub_message_new:
- * @topic: a valid topic name
- * @id: a valid UUID
- * @payload: the payload's validated JSON text, forwarded unchanged
- * @payload_len: its length
+ * @info: the message's parts
+ * @encode: builds its encoded form
  *
- * Returns: (transfer full): a message stamped with the current time
+ * Returns: (transfer full): the message
  */
 PubsubMessage *
-pubsub_message_new (const char *topic,
-                    const char *id,
-                    const char *payload,
-                    gsize       payload_len)
+pubsub_message_new (const PubsubMessageInfo *info,
+                    PubsubMessageEncoder     encode)
 {
   PubsubMessage *self = g_new0 (PubsubMessage, 1);
 
   g_atomic_ref_count_init (&self->ref_count);
-  g_strlcpy (self->id, id, sizeof self->id);
-  self->frame = pubsub_frame_new_event (topic, id, payload, payload_len,
-                                        g_get_real_time ());
+  g_strlcpy (self->id, info->id, sizeof self->id);
+  self->time_us = info->time_us;
+  self->payload_len = info->payload_len;
+  self->frame = encode (info, &self->payload_offset);
+  g_assert (self->payload_offset + self->payload_len <= g_bytes_get_size (self->frame));
   return self;
 }
 
@@ -70,9 +73,36 @@ pubsub_message_get_id (PubsubMessage *self)
 }
 
 /**
+ * pubsub_message_get_time:
+ *
+ * Returns: the publish time, µs since the epoch
+ */
+gint64
+pubsub_message_get_time (PubsubMessage *self)
+{
+  return self->time_us;
+}
+
+/**
+ * pubsub_message_get_payload:
+ * @out_len: (out): the length of the payload's JSON text
+ *
+ * Returns: (transfer none): the payload's JSON text, not NUL-terminated
+ */
+const char *
+pubsub_message_get_payload (PubsubMessage *self,
+                            gsize         *out_len)
+{
+  const char *data = g_bytes_get_data (self->frame, NULL);
+
+  *out_len = self->payload_len;
+  return data + self->payload_offset;
+}
+
+/**
  * pubsub_message_get_frame:
  *
- * Returns: (transfer none): the complete WebSocket event frame
+ * Returns: (transfer none): the encoded message (the WebSocket event frame)
  */
 GBytes *
 pubsub_message_get_frame (PubsubMessage *self)

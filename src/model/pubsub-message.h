@@ -6,23 +6,48 @@
 
 #include <glib-object.h>
 
-#include "pubsub-protocol.h"
-
 G_BEGIN_DECLS
+
+#define PUBSUB_UUID_LEN 36
+
+/* What a message is made of, before it is encoded. */
+typedef struct {
+  const char *topic;        /* a valid topic name */
+  const char *id;           /* a valid UUID */
+  const char *payload;      /* validated JSON text, forwarded unchanged */
+  gsize       payload_len;
+  gint64      time_us;      /* publish time, µs since the epoch */
+} PubsubMessageInfo;
+
+/**
+ * PubsubMessageEncoder:
+ * @info: the message
+ * @out_payload_offset: (out): where @info's payload text starts in the result
+ *
+ * Turns a message into the bytes every subscriber gets, once per publish.
+ * The model does not know their format (the wire layer does); it only keeps
+ * them, shares them and finds the payload in them.
+ *
+ * Returns: (transfer full): the encoded message, containing the payload text
+ *   verbatim at @out_payload_offset
+ */
+typedef GBytes *(*PubsubMessageEncoder) (const PubsubMessageInfo *info,
+                                         gsize                   *out_payload_offset);
 
 #define PUBSUB_TYPE_MESSAGE (pubsub_message_get_type ())
 
 typedef struct _PubsubMessage PubsubMessage;
 
-GType           pubsub_message_get_type  (void) G_GNUC_CONST;
-PubsubMessage  *pubsub_message_new       (const char    *topic,
-                                          const char    *id,
-                                          const char    *payload,
-                                          gsize          payload_len);
-PubsubMessage  *pubsub_message_ref       (PubsubMessage *self);
-void            pubsub_message_unref     (PubsubMessage *self);
-const char     *pubsub_message_get_id    (PubsubMessage *self);
-GBytes         *pubsub_message_get_frame (PubsubMessage *self);
+GType           pubsub_message_get_type     (void) G_GNUC_CONST;
+PubsubMessage  *pubsub_message_new          (const PubsubMessageInfo *info,
+                                             PubsubMessageEncoder     encode);
+PubsubMessage  *pubsub_message_ref          (PubsubMessage *self);
+void            pubsub_message_unref        (PubsubMessage *self);
+const char     *pubsub_message_get_id       (PubsubMessage *self);
+gint64          pubsub_message_get_time     (PubsubMessage *self);
+const char     *pubsub_message_get_payload  (PubsubMessage *self,
+                                             gsize         *out_len);
+GBytes         *pubsub_message_get_frame    (PubsubMessage *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PubsubMessage, pubsub_message_unref)
 

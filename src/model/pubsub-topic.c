@@ -8,7 +8,53 @@
  */
 #include "config.h"
 
+#include <string.h>
+
+#include "pubsub-error.h"
 #include "pubsub-topic.h"
+
+gboolean
+pubsub_topic_name_is_valid (const char *name,
+                            gsize       len)
+{
+  if (len == 0 || len > PUBSUB_TOPIC_NAME_MAX)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = name[i];
+
+      if (!g_ascii_isalnum (c) && c != '.' && c != '_' && c != '-' && c != ':')
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * pubsub_check_topic_name:
+ * @name: a candidate topic name
+ * @error: a %PUBSUB_ERROR_BAD_REQUEST that says which names are allowed
+ */
+gboolean
+pubsub_check_topic_name (const char  *name,
+                         GError     **error)
+{
+  if (pubsub_topic_name_is_valid (name, strlen (name)))
+    return TRUE;
+  pubsub_set_topic_name_error (error);
+  return FALSE;
+}
+
+/**
+ * pubsub_set_topic_name_error:
+ * @error: where to put the BAD_REQUEST that says which names are allowed
+ */
+void
+pubsub_set_topic_name_error (GError **error)
+{
+  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+               "invalid topic name: use 1 to %d characters of A-Z a-z 0-9 . _ - :",
+               PUBSUB_TOPIC_NAME_MAX);
+}
 
 struct _PubsubTopic {
   GObject         parent_instance;

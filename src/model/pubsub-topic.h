@@ -10,6 +10,15 @@
 
 G_BEGIN_DECLS
 
+/* Topic names: 1–128 characters of A–Z a–z 0–9 . _ - : (SPEC §3). */
+#define PUBSUB_TOPIC_NAME_MAX 128
+
+gboolean        pubsub_topic_name_is_valid       (const char    *name,
+                                                  gsize          len);
+gboolean        pubsub_check_topic_name          (const char    *name,
+                                                  GError       **error) G_GNUC_WARN_UNUSED_RESULT;
+void            pubsub_set_topic_name_error      (GError       **error);
+
 #define PUBSUB_TYPE_TOPIC (pubsub_topic_get_type ())
 
 G_DECLARE_FINAL_TYPE (PubsubTopic, pubsub_topic, PUBSUB, TOPIC, GObject)

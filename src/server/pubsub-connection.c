@@ -20,13 +20,12 @@
 
 #include <errno.h>
 #include <gio/gfiledescriptorbased.h>
-#include <sys/epoll.h>
 
 #include "pubsub-connection.h"
 #include "pubsub-error.h"
 #include "pubsub-protocol.h"
 #include "pubsub-subscriber.h"
-#include "pubsub-ws-parser.h"
+#include "pubsub-ws-frame.h"
 
 /* Bytes read per read() call; the buffer lives on the stack. */
 #define READ_CHUNK (64 * 1024)
@@ -49,12 +48,14 @@ typedef enum {
 struct _PubsubConnection {
   GObject               parent_instance;
 
+  PubsubIoLoop         *io;              /* owned */
+  PubsubIoWatch         read_watch;
   PubsubBroker         *broker;          /* owned */
   PubsubSubscriber     *subscriber;      /* owned */
   GIOStream            *stream;          /* owned: the stolen HTTP connection */
   GPollableInputStream *input;           /* borrowed from stream */
   int                   fd;              /* the client socket, for the read watch */
-  gboolean              reading;         /* registered with the read watch */
+  gboolean              reading;         /* registered with the I/O loop */
   guint                 initial_read_id;
   GByteArray           *partial;         /* owned, nullable: an incomplete frame */
   PubsubWsParser        parser;
@@ -79,80 +80,12 @@ static guint signals[N_SIGNALS];
 
 static void close_now (PubsubConnection *self);
 
-/* ---------------------------------------------------------------------- */
-/* The read watch: one epoll set for every client                         */
-
-/* GLib's main loop walks every source and poll()s every descriptor on each
- * iteration; with thousands of clients that was a fifth of the CPU of a
- * 1,000-subscriber fan-out (perf). All client sockets therefore share one
- * epoll descriptor, which is the only one GLib polls for them, and each
- * wake-up visits just the clients with something to read. */
-
-typedef struct {
-  GSource source;
-  int     epoll_fd;
-} ReadWatch;
-
-#define MAX_READY_PER_DISPATCH 256
-
-static ReadWatch *read_watch;
-
 static void connection_readable (PubsubConnection *self);
 
-static gboolean
-read_watch_dispatch (GSource     *source,
-                     GSourceFunc  callback,
-                     gpointer     user_data)
-{
-  ReadWatch *watch = (ReadWatch *) source;
-  struct epoll_event events[MAX_READY_PER_DISPATCH];
-  int n = epoll_wait (watch->epoll_fd, events, G_N_ELEMENTS (events), 0);
-
-  /* Every ready connection is registered, so alive, right now; hold them
-   * all, since handling one may close another. */
-  for (int i = 0; i < n; i++)
-    g_object_ref (events[i].data.ptr);
-  for (int i = 0; i < n; i++)
-    {
-      PubsubConnection *self = events[i].data.ptr;
-
-      if (self->reading)
-        connection_readable (self);
-      g_object_unref (self);
-    }
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs read_watch_funcs = {
-  .dispatch = read_watch_dispatch,
-};
-
-static ReadWatch *
-get_read_watch (void)
-{
-  if (read_watch == NULL)
-    {
-      int epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
-
-      if (epoll_fd < 0)
-        g_error ("epoll_create1: %s", g_strerror (errno));
-      read_watch = (ReadWatch *) g_source_new (&read_watch_funcs, sizeof (ReadWatch));
-      read_watch->epoll_fd = epoll_fd;
-      g_source_set_static_name (&read_watch->source, "pubsub-read-watch");
-      g_source_add_unix_fd (&read_watch->source, epoll_fd, G_IO_IN);
-      g_source_attach (&read_watch->source, g_main_context_get_thread_default ());
-    }
-  return read_watch;
-}
-
 static void
-start_reading (PubsubConnection *self)
+on_readable (GObject *object)
 {
-  struct epoll_event event = { .events = EPOLLIN, .data.ptr = self };
-
-  if (epoll_ctl (get_read_watch ()->epoll_fd, EPOLL_CTL_ADD, self->fd, &event) != 0)
-    g_error ("epoll_ctl (ADD): %s", g_strerror (errno));
-  self->reading = TRUE;
+  connection_readable (PUBSUB_CONNECTION (object));
 }
 
 static void
@@ -162,7 +95,7 @@ stop_reading (PubsubConnection *self)
   if (!self->reading)
     return;
   self->reading = FALSE;
-  epoll_ctl (read_watch->epoll_fd, EPOLL_CTL_DEL, self->fd, NULL);
+  pubsub_io_loop_remove_reader (self->io, self->fd, &self->read_watch);
 }
 
 static void
@@ -183,6 +116,7 @@ pubsub_connection_dispose (GObject *object)
   g_clear_object (&self->stream);
   g_clear_object (&self->subscriber);
   g_clear_object (&self->broker);
+  g_clear_object (&self->io);
   g_clear_pointer (&self->partial, g_byte_array_unref);
   pubsub_ws_parser_clear (&self->parser);
 
@@ -210,6 +144,8 @@ static void
 pubsub_connection_init (PubsubConnection *self)
 {
   self->last_activity = g_get_monotonic_time ();
+  self->read_watch.object = G_OBJECT (self);
+  self->read_watch.func = on_readable;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -305,7 +241,7 @@ close_websocket (PubsubConnection *self,
     return;
   self->state = STATE_CLOSING;
   pubsub_subscriber_unsubscribe_all (self->subscriber);
-  frame = pubsub_frame_new_close (code, reason);
+  frame = pubsub_ws_frame_new_close (code, reason);
   pubsub_subscriber_send_final (self->subscriber, frame);
   arm_close_timeout (self);
 }
@@ -481,8 +417,8 @@ handle_event (PubsubConnection *self,
     case PUBSUB_WS_PING:
       if (self->state == STATE_OPEN)
         {
-          g_autoptr(GBytes) pong = pubsub_frame_new_pong_control (parser->payload,
-                                                                  parser->payload_len);
+          g_autoptr(GBytes) pong = pubsub_ws_frame_new_pong (parser->payload,
+                                                             parser->payload_len);
           pubsub_subscriber_send (self->subscriber, pong);
         }
       return TRUE;
@@ -631,30 +567,42 @@ on_slow_consumer (PubsubSubscriber *subscriber,
 
 /**
  * pubsub_connection_new:
+ * @io: the I/O loop that reads the client and flushes its queue
  * @broker: the broker
  * @stream: the client's connection, stolen from the HTTP server after the 101
  * @queue_size: the bound of the outgoing queue
  * @max_message_bytes: larger messages are closed with 1009
+ * @error: when the socket cannot be watched (the caller refuses the client)
+ *
+ * Returns: (transfer full) (nullable): the connection, reading
  */
 PubsubConnection *
-pubsub_connection_new (PubsubBroker *broker,
-                       GIOStream    *stream,
-                       guint         queue_size,
-                       gsize         max_message_bytes)
+pubsub_connection_new (PubsubIoLoop  *io,
+                       PubsubBroker  *broker,
+                       GIOStream     *stream,
+                       guint          queue_size,
+                       gsize          max_message_bytes,
+                       GError       **error)
 {
-  PubsubConnection *self = g_object_new (PUBSUB_TYPE_CONNECTION, NULL);
+  g_autoptr(PubsubConnection) self = g_object_new (PUBSUB_TYPE_CONNECTION, NULL);
+  GOutputStream *output = g_io_stream_get_output_stream (stream);
 
+  self->io = g_object_ref (io);
   self->broker = g_object_ref (broker);
   self->stream = g_object_ref (stream);
   self->input = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
   pubsub_ws_parser_init (&self->parser, max_message_bytes);
-  self->subscriber = pubsub_subscriber_new (g_io_stream_get_output_stream (stream), queue_size);
+  self->subscriber = pubsub_subscriber_new (io, output, queue_size);
   g_signal_connect (self->subscriber, "slow-consumer", G_CALLBACK (on_slow_consumer), self);
-  self->fd = g_file_descriptor_based_get_fd (
-    G_FILE_DESCRIPTOR_BASED (g_io_stream_get_output_stream (stream)));
-  start_reading (self);
+  self->fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (output));
+  if (!pubsub_io_loop_add_reader (io, self->fd, &self->read_watch, error))
+    {
+      self->state = STATE_CLOSED;
+      return NULL;
+    }
+  self->reading = TRUE;
   self->initial_read_id = g_idle_add_full (G_PRIORITY_DEFAULT, on_initial_read, self, NULL);
-  return self;
+  return g_steal_pointer (&self);
 }
 
 /**
@@ -682,7 +630,7 @@ pubsub_connection_heartbeat (PubsubConnection *self,
       close_websocket (self, PUBSUB_WS_CLOSE_GOING_AWAY, "heartbeat timeout");
       return;
     }
-  ping = pubsub_frame_new_ping ();
+  ping = pubsub_ws_frame_new_ping ();
   if (pubsub_subscriber_send (self->subscriber, info_ping))
     pubsub_subscriber_send (self->subscriber, ping);
 }

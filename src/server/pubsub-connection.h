@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "pubsub-broker.h"
+#include "pubsub-io-loop.h"
 
 G_BEGIN_DECLS
 
@@ -14,10 +15,12 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (PubsubConnection, pubsub_connection, PUBSUB, CONNECTION, GObject)
 
-PubsubConnection *pubsub_connection_new        (PubsubBroker     *broker,
+PubsubConnection *pubsub_connection_new        (PubsubIoLoop     *io,
+                                                PubsubBroker     *broker,
                                                 GIOStream        *stream,
                                                 guint             queue_size,
-                                                gsize             max_message_bytes);
+                                                gsize             max_message_bytes,
+                                                GError          **error);
 void              pubsub_connection_heartbeat  (PubsubConnection *self,
                                                 GBytes           *info_ping,
                                                 gint64            idle_limit_us);

@@ -34,6 +34,7 @@ struct _PubsubHttpServer {
   GObject         parent_instance;
 
   PubsubBroker   *broker;           /* owned */
+  PubsubIoLoop   *io;               /* owned: the WebSocket clients' reads and flushes */
   SoupServer     *soup;             /* owned */
   GSocketService *service;          /* owned */
   char           *listen;           /* owned: as configured */
@@ -48,6 +49,8 @@ struct _PubsubHttpServer {
   GHashTable     *in_flight;        /* set of SoupServerMessage, weak */
   guint           heartbeat_id;
   guint           grace_id;
+  gint64          refused_logged_at;  /* monotonic µs */
+  guint           refused_unlogged;
   gboolean        shutting_down;
   gboolean        stopped;
 };
@@ -376,6 +379,22 @@ static void
 on_message_gone (gpointer  data,
                  GObject  *where_the_object_was);
 
+/* At most one warning a second, however many clients are refused. */
+static void
+refuse_warning (PubsubHttpServer *self,
+                const GError     *error)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  self->refused_unlogged++;
+  if (now - self->refused_logged_at < G_USEC_PER_SEC)
+    return;
+  g_warning ("cannot serve a WebSocket client (%u refused): %s",
+             self->refused_unlogged, error->message);
+  self->refused_logged_at = now;
+  self->refused_unlogged = 0;
+}
+
 static void
 on_upgrade_written (SoupServerMessage *msg,
                     PubsubHttpServer  *self)
@@ -383,13 +402,20 @@ on_upgrade_written (SoupServerMessage *msg,
   /* Stealing the connection usually frees @msg. */
   g_autoptr(SoupServerMessage) hold = g_object_ref (msg);
   g_autoptr(GIOStream) stream = NULL;
+  g_autoptr(GError) error = NULL;
   PubsubConnection *connection;
 
   if (g_hash_table_remove (self->in_flight, msg))
     g_object_weak_unref (G_OBJECT (msg), on_message_gone, self);
   stream = soup_server_message_steal_connection (msg);
-  connection = pubsub_connection_new (self->broker, stream,
-                                      self->queue_size, self->max_message_bytes);
+  connection = pubsub_connection_new (self->io, self->broker, stream, self->queue_size,
+                                      self->max_message_bytes, &error);
+  if (connection == NULL)
+    {
+      /* This client only: the socket is closed, the others keep going. */
+      refuse_warning (self, error);
+      return;
+    }
   g_signal_connect (connection, "closed", G_CALLBACK (on_connection_closed), self);
   g_hash_table_add (self->connections, connection);
   g_debug ("WebSocket client connected (%u open)", g_hash_table_size (self->connections));
@@ -674,6 +700,10 @@ pubsub_http_server_dispose (GObject *object)
   g_clear_object (&self->service);
   g_clear_object (&self->soup);
   g_clear_object (&self->broker);
+  /* Connections still held elsewhere keep the loop object, not its sources. */
+  if (self->io != NULL)
+    g_object_run_dispose (G_OBJECT (self->io));
+  g_clear_object (&self->io);
 
   G_OBJECT_CLASS (pubsub_http_server_parent_class)->dispose (object);
 }
@@ -798,6 +828,9 @@ pubsub_http_server_listen (PubsubHttpServer  *self,
   g_return_val_if_fail (PUBSUB_IS_HTTP_SERVER (self), FALSE);
   g_return_val_if_fail (self->service == NULL, FALSE);
 
+  self->io = pubsub_io_loop_new (error);
+  if (self->io == NULL)
+    return FALSE;
   self->service = g_socket_service_new ();
   /* Backlog: bursts of thousands of clients connecting at once. */
   g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 4096);

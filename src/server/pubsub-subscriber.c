@@ -1,12 +1,13 @@
 /* pubsub-subscriber.c: one client connection's subscriptions and its
  * bounded outgoing queue
  *
- * Every frame for the client (events, replies, and the WebSocket control
- * frames libsoup produces) goes through one FIFO of shared frames. A frame
+ * Every frame for the client (events, replies, and WebSocket control frames)
+ * goes through one FIFO of shared frames. A frame
  * counts against queue-size until its last byte is in the kernel; the queue is
- * drained with vectored non-blocking writes, once per main-loop iteration for
- * every subscriber that has something pending, so a burst of publishes costs
- * each subscriber one writev() rather than one write() per event.
+ * drained with vectored non-blocking writes, in the I/O loop's flush pass
+ * (once per main-loop iteration for every subscriber that has something
+ * pending), so a burst of publishes costs each subscriber one sendmsg()
+ * rather than one write() per event.
  *
  * When a frame would exceed the bound and the socket takes nothing more, the
  * subscriber turns slow: it drops its subscriptions and emits
@@ -45,6 +46,8 @@ typedef struct {
 struct _PubsubSubscriber {
   GObject                parent_instance;
 
+  PubsubIoLoop          *io;             /* owned */
+  PubsubIoWatch          flush_watch;
   GPollableOutputStream *output;         /* owned; NULL once closed */
   int                    socket_fd;      /* output's socket, or -1 */
   GSource               *output_source;  /* owned; armed while the socket is full */
@@ -52,7 +55,6 @@ struct _PubsubSubscriber {
   guint                  queue_size;
   GHashTable            *subscriptions;  /* owned: topic name → owned Subscription */
   guint                  n_replaying;
-  gboolean               flush_scheduled;
   gboolean               slow;
 };
 
@@ -60,6 +62,7 @@ G_DEFINE_FINAL_TYPE (PubsubSubscriber, pubsub_subscriber, G_TYPE_OBJECT)
 
 enum {
   PROP_0,
+  PROP_IO_LOOP,
   PROP_OUTPUT,
   PROP_QUEUE_SIZE,
   N_PROPS
@@ -77,55 +80,20 @@ static guint signals[N_SIGNALS];
 
 static void pump_replays (PubsubSubscriber *self);
 
-/* ---------------------------------------------------------------------- */
-/* The flush pass: one source for all subscribers                         */
-
-static GSource   *flush_source;
-static GPtrArray *flush_pending;   /* owned refs to subscribers */
-
-static gboolean
-flush_source_dispatch (GSource     *source,
-                       GSourceFunc  callback,
-                       gpointer     user_data)
-{
-  g_autoptr(GPtrArray) pending = g_steal_pointer (&flush_pending);
-
-  flush_pending = g_ptr_array_new_with_free_func (g_object_unref);
-  g_source_set_ready_time (source, -1);
-
-  for (guint i = 0; i < pending->len; i++)
-    {
-      PubsubSubscriber *self = g_ptr_array_index (pending, i);
-
-      self->flush_scheduled = FALSE;
-      pubsub_subscriber_flush (self);
-    }
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs flush_source_funcs = {
-  .dispatch = flush_source_dispatch,
-};
-
-/* Runs at default priority, in the same iteration as the socket reads that
- * queued the frames, after them. */
+/* Runs in the I/O loop's flush pass, in the same iteration as the socket
+ * reads that queued the frames, after them. */
 static void
 schedule_flush (PubsubSubscriber *self)
 {
-  if (self->flush_scheduled || self->output_source != NULL)
+  if (self->output_source != NULL)
     return;
+  pubsub_io_loop_schedule (self->io, &self->flush_watch);
+}
 
-  if (flush_source == NULL)
-    {
-      flush_source = g_source_new (&flush_source_funcs, sizeof (GSource));
-      g_source_set_static_name (flush_source, "pubsub-flush");
-      g_source_set_priority (flush_source, G_PRIORITY_DEFAULT);
-      g_source_attach (flush_source, g_main_context_get_thread_default ());
-      flush_pending = g_ptr_array_new_with_free_func (g_object_unref);
-    }
-  self->flush_scheduled = TRUE;
-  g_ptr_array_add (flush_pending, g_object_ref (self));
-  g_source_set_ready_time (flush_source, 0);
+static void
+on_flush (GObject *object)
+{
+  pubsub_subscriber_flush (PUBSUB_SUBSCRIBER (object));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -149,6 +117,9 @@ pubsub_subscriber_dispose (GObject *object)
   PubsubSubscriber *self = PUBSUB_SUBSCRIBER (object);
 
   pubsub_subscriber_close (self);
+  if (self->io != NULL)
+    pubsub_io_loop_cancel (self->io, &self->flush_watch);
+  g_clear_object (&self->io);
 
   G_OBJECT_CLASS (pubsub_subscriber_parent_class)->dispose (object);
 }
@@ -190,6 +161,9 @@ pubsub_subscriber_set_property (GObject      *object,
 
   switch (prop_id)
     {
+    case PROP_IO_LOOP:
+      self->io = g_value_dup_object (value);
+      break;
     case PROP_OUTPUT:
       self->output = g_value_dup_object (value);
       self->socket_fd = socket_fd_of (self->output);
@@ -212,6 +186,9 @@ pubsub_subscriber_get_property (GObject    *object,
 
   switch (prop_id)
     {
+    case PROP_IO_LOOP:
+      g_value_set_object (value, self->io);
+      break;
     case PROP_OUTPUT:
       g_value_set_object (value, self->output);
       break;
@@ -233,6 +210,9 @@ pubsub_subscriber_class_init (PubsubSubscriberClass *klass)
   object_class->get_property = pubsub_subscriber_get_property;
   object_class->set_property = pubsub_subscriber_set_property;
 
+  properties[PROP_IO_LOOP] =
+    g_param_spec_object ("io-loop", NULL, NULL, PUBSUB_TYPE_IO_LOOP,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   properties[PROP_OUTPUT] =
     g_param_spec_object ("output", NULL, NULL, G_TYPE_POLLABLE_OUTPUT_STREAM,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
@@ -265,6 +245,8 @@ static void
 pubsub_subscriber_init (PubsubSubscriber *self)
 {
   self->socket_fd = -1;
+  self->flush_watch.object = G_OBJECT (self);
+  self->flush_watch.func = on_flush;
   pubsub_frame_queue_init (&self->queue);
   self->subscriptions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                                (GDestroyNotify) subscription_free);
@@ -272,16 +254,20 @@ pubsub_subscriber_init (PubsubSubscriber *self)
 
 /**
  * pubsub_subscriber_new:
+ * @io: the I/O loop whose flush pass writes the queue
  * @output: a #GPollableOutputStream to the client (its socket)
  * @queue_size: frames that may wait for the kernel before the client is cut
  */
 PubsubSubscriber *
-pubsub_subscriber_new (GOutputStream *output,
+pubsub_subscriber_new (PubsubIoLoop  *io,
+                       GOutputStream *output,
                        guint          queue_size)
 {
+  g_return_val_if_fail (PUBSUB_IS_IO_LOOP (io), NULL);
   g_return_val_if_fail (G_IS_POLLABLE_OUTPUT_STREAM (output), NULL);
 
   return g_object_new (PUBSUB_TYPE_SUBSCRIBER,
+                       "io-loop", io,
                        "output", output,
                        "queue-size", queue_size,
                        NULL);

@@ -7,6 +7,7 @@
 
 #include <gio/gio.h>
 
+#include "pubsub-io-loop.h"
 #include "pubsub-topic.h"
 
 G_BEGIN_DECLS
@@ -15,7 +16,8 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (PubsubSubscriber, pubsub_subscriber, PUBSUB, SUBSCRIBER, GObject)
 
-PubsubSubscriber *pubsub_subscriber_new                (GOutputStream    *output,
+PubsubSubscriber *pubsub_subscriber_new                (PubsubIoLoop     *io,
+                                                        GOutputStream    *output,
                                                         guint             queue_size);
 gboolean          pubsub_subscriber_send               (PubsubSubscriber *self,
                                                         GBytes           *frame);

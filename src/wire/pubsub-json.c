@@ -438,8 +438,9 @@ pubsub_json_validate (const char       *text,
 
 /**
  * pubsub_json_parse_utf8_object:
- * @text: text already known to be valid UTF-8 (a WebSocket text frame,
- *   which libsoup checks before delivering it)
+ * @text: text already known to be valid UTF-8 (a WebSocket text message,
+ *   which the frame parser checks, closing with 1007 otherwise, before
+ *   delivering it)
  * @len: its length in bytes
  * @out_value: (out): the span of the one value in @text
  * @members: (out caller-allocates): room for @max_members members

@@ -10,54 +10,10 @@
 #include "pubsub-error.h"
 #include "pubsub-json.h"
 #include "pubsub-protocol.h"
+#include "pubsub-ws-frame.h"
 
 /* A frame may carry fields the protocol does not name; this many at most. */
 #define MAX_FIELDS 64
-/* Longest WebSocket header of an unmasked server frame. */
-#define MAX_HEADER_LEN 10
-
-gboolean
-pubsub_topic_name_is_valid (const char *name,
-                            gsize       len)
-{
-  if (len == 0 || len > PUBSUB_TOPIC_NAME_MAX)
-    return FALSE;
-  for (gsize i = 0; i < len; i++)
-    {
-      char c = name[i];
-
-      if (!g_ascii_isalnum (c) && c != '.' && c != '_' && c != '-' && c != ':')
-        return FALSE;
-    }
-  return TRUE;
-}
-
-/**
- * pubsub_check_topic_name:
- * @name: a candidate topic name
- * @error: a %PUBSUB_ERROR_BAD_REQUEST that says which names are allowed
- */
-gboolean
-pubsub_check_topic_name (const char  *name,
-                         GError     **error)
-{
-  if (pubsub_topic_name_is_valid (name, strlen (name)))
-    return TRUE;
-  pubsub_set_topic_name_error (error);
-  return FALSE;
-}
-
-/**
- * pubsub_set_topic_name_error:
- * @error: where to put the BAD_REQUEST that says which names are allowed
- */
-void
-pubsub_set_topic_name_error (GError **error)
-{
-  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
-               "invalid topic name: use 1 to %d characters of A-Z a-z 0-9 . _ - :",
-               PUBSUB_TOPIC_NAME_MAX);
-}
 
 /**
  * pubsub_format_timestamp:
@@ -310,8 +266,9 @@ parse_request_id (const PubsubJsonValue *value,
 
 /**
  * pubsub_request_parse:
- * @text: the text of one WebSocket text frame: valid UTF-8, which libsoup
- *   checks (and closes with 1007 otherwise) before delivering it
+ * @text: the text of one WebSocket text message: valid UTF-8, which the
+ *   frame parser (pubsub-ws-frame.c) checks, closing with 1007 otherwise,
+ *   before delivering it
  * @len: its length
  * @request: (out caller-allocates): the parsed request; its request_id is
  *   filled in even when parsing fails later, so the error can echo it
@@ -374,63 +331,16 @@ pubsub_request_clear (PubsubRequest *request)
 /* ---------------------------------------------------------------------- */
 /* Building                                                               */
 
-static gsize
-header_len_for (gsize payload_len)
-{
-  if (payload_len < 126)
-    return 2;
-  if (payload_len <= G_MAXUINT16)
-    return 4;
-  return 10;
-}
-
-static void
-write_header (guint8 *out,
-              gsize   payload_len,
-              guint8  opcode)
-{
-  out[0] = 0x80 | opcode;   /* FIN */
-  if (payload_len < 126)
-    {
-      out[1] = (guint8) payload_len;
-      return;
-    }
-  if (payload_len <= G_MAXUINT16)
-    {
-      out[1] = 126;
-      out[2] = (guint8) (payload_len >> 8);
-      out[3] = (guint8) payload_len;
-      return;
-    }
-  out[1] = 127;
-  for (guint i = 0; i < 8; i++)
-    out[2 + i] = (guint8) ((guint64) payload_len >> (56 - 8 * i));
-}
-
 /* Takes the JSON text built in @json and returns it as a text frame. */
 static GBytes *
 frame_from_json (GString *json)
 {
-  gsize header_len = header_len_for (json->len);
+  gsize header_len = pubsub_ws_frame_header_len (json->len);
   guint8 *frame = g_malloc (header_len + json->len);
 
-  write_header (frame, json->len, 0x1);
+  pubsub_ws_frame_write_header (frame, json->len, PUBSUB_WS_OPCODE_TEXT);
   memcpy (frame + header_len, json->str, json->len);
   return g_bytes_new_take (frame, header_len + json->len);
-}
-
-/**
- * pubsub_frame_header_len:
- * @frame: a frame built by this file
- *
- * Returns: where the JSON text starts in @frame.
- */
-gsize
-pubsub_frame_header_len (GBytes *frame)
-{
-  const guint8 *data = g_bytes_get_data (frame, NULL);
-
-  return data[1] < 126 ? 2 : data[1] == 126 ? 4 : 10;
 }
 
 static void
@@ -503,9 +413,9 @@ frame_from_pieces (const Piece *pieces,
 
   for (gsize i = 0; i < n_pieces; i++)
     json_len += pieces[i].len;
-  header_len = header_len_for (json_len);
+  header_len = pubsub_ws_frame_header_len (json_len);
   frame = g_malloc (header_len + json_len);
-  write_header (frame, json_len, 0x1);
+  pubsub_ws_frame_write_header (frame, json_len, PUBSUB_WS_OPCODE_TEXT);
   p = frame + header_len;
   for (gsize i = 0; i < n_pieces; i++)
     {
@@ -517,37 +427,39 @@ frame_from_pieces (const Piece *pieces,
 
 /**
  * pubsub_frame_new_event:
- * @topic: a valid topic name (no escaping needed)
- * @message_id: a valid UUID (no escaping needed)
- * @payload: the payload's original, validated JSON text
- * @payload_len: its length
- * @real_time_us: the publish time
+ * @info: the message: a valid topic name and UUID (no escaping needed) and
+ *   the payload's original, validated JSON text
+ * @out_payload_offset: (out): where the payload's text starts in the frame
  *
  * Builds the one event frame of a publish, sized exactly, so that its bytes
- * can be shared by every subscriber and by the history.
+ * can be shared by every subscriber and by the history. It is the broker's
+ * #PubsubMessageEncoder.
  */
 GBytes *
-pubsub_frame_new_event (const char *topic,
-                        const char *message_id,
-                        const char *payload,
-                        gsize       payload_len,
-                        gint64      real_time_us)
+pubsub_frame_new_event (const PubsubMessageInfo *info,
+                        gsize                   *out_payload_offset)
 {
   char ts[PUBSUB_TIMESTAMP_LEN + 1];
   const Piece pieces[] = {
     LITERAL ("{\"type\":\"event\",\"topic\":\""),
-    { topic, strlen (topic) },
+    { info->topic, strlen (info->topic) },
     LITERAL ("\",\"message\":{\"id\":\""),
-    { message_id, strlen (message_id) },
+    { info->id, strlen (info->id) },
     LITERAL ("\",\"payload\":"),
-    { payload, payload_len },
+    { info->payload, info->payload_len },
     LITERAL ("},\"ts\":\""),
     { ts, PUBSUB_TIMESTAMP_LEN },
     LITERAL ("\"}"),
   };
+  const guint payload_piece = 5;
+  GBytes *frame;
 
-  pubsub_format_timestamp (real_time_us, ts);
-  return frame_from_pieces (pieces, G_N_ELEMENTS (pieces));
+  pubsub_format_timestamp (info->time_us, ts);
+  frame = frame_from_pieces (pieces, G_N_ELEMENTS (pieces));
+  *out_payload_offset = pubsub_ws_frame_payload_offset (frame);
+  for (guint i = 0; i < payload_piece; i++)
+    *out_payload_offset += pieces[i].len;
+  return frame;
 }
 
 /* ,"request_id":<the client's token>, or nothing */
@@ -665,72 +577,48 @@ pubsub_frame_new_info (const char *msg,
   return finish_with_timestamp (json);
 }
 
-/**
- * pubsub_frame_new_ping:
- *
- * Returns: a WebSocket ping control frame with an empty body.
- */
-GBytes *
-pubsub_frame_new_ping (void)
-{
-  static const guint8 ping[] = { 0x89, 0x00 };
-
-  return g_bytes_new_static (ping, sizeof ping);
-}
+/* ---------------------------------------------------------------------- */
+/* Publishing from outside the WebSocket protocol                         */
 
 /**
- * pubsub_frame_new_pong_control:
- * @payload: the ping's body, echoed
- * @len: its length, at most 125
+ * pubsub_publish_json:
+ * @topic: the topic's name
+ * @id: (nullable): a UUID, or %NULL / "" for a fresh one
+ * @payload_json: any JSON value, checked strictly
+ * @error: BAD_REQUEST or TOPIC_NOT_FOUND
  *
- * Returns: a WebSocket pong control frame.
- */
-GBytes *
-pubsub_frame_new_pong_control (const guint8 *payload,
-                               gsize         len)
-{
-  guint8 *frame;
-
-  g_return_val_if_fail (len <= 125, NULL);
-
-  frame = g_malloc (2 + len);
-  write_header (frame, len, 0xA);
-  memcpy (frame + 2, payload, len);
-  return g_bytes_new_take (frame, 2 + len);
-}
-
-/**
- * pubsub_frame_new_close:
- * @code: the close code, or 0 for a close frame without a body
- * @reason: (nullable): why, at most 123 bytes of UTF-8 (longer is cut)
+ * The entry point for callers that have not validated their input (D-Bus):
+ * the same checks as a WebSocket publish, then pubsub_broker_publish().
  *
- * Returns: a WebSocket close control frame.
+ * Returns: (transfer full): the published message
  */
-GBytes *
-pubsub_frame_new_close (gushort     code,
-                        const char *reason)
+PubsubMessage *
+pubsub_publish_json (PubsubBroker  *broker,
+                     const char    *topic,
+                     const char    *id,
+                     const char    *payload_json,
+                     GError       **error)
 {
-  gsize reason_len = 0;
-  gsize body_len;
-  guint8 *frame;
+  g_autofree char *fresh_id = NULL;
+  PubsubJsonValue payload;
 
-  if (code != 0 && reason != NULL)
+  g_return_val_if_fail (PUBSUB_IS_BROKER (broker), NULL);
+  g_return_val_if_fail (topic != NULL && payload_json != NULL, NULL);
+
+  if (!pubsub_check_topic_name (topic, error))
+    return NULL;
+  if (id == NULL || *id == '\0')
+    id = fresh_id = g_uuid_string_random ();
+  else if (strlen (id) != PUBSUB_UUID_LEN || !g_uuid_string_is_valid (id))
     {
-      const char *end = reason + MIN (strlen (reason), 123);
-
-      /* Never cut a UTF-8 sequence in two. */
-      g_utf8_validate (reason, end - reason, &end);
-      reason_len = (gsize) (end - reason);
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+                           "message id must be a valid UUID");
+      return NULL;
     }
-  body_len = code != 0 ? 2 + reason_len : 0;
-  frame = g_malloc (2 + body_len);
-  write_header (frame, body_len, 0x8);
-  if (code != 0)
+  if (!pubsub_json_validate (payload_json, strlen (payload_json), &payload, error))
     {
-      frame[2] = (guint8) (code >> 8);
-      frame[3] = (guint8) code;
-      if (reason_len > 0)
-        memcpy (frame + 4, reason, reason_len);
+      g_prefix_error (error, "payload: ");
+      return NULL;
     }
-  return g_bytes_new_take (frame, 2 + body_len);
+  return pubsub_broker_publish (broker, topic, id, payload.text, payload.len, error);
 }

@@ -10,11 +10,11 @@
 
 #include <glib.h>
 
+#include "pubsub-broker.h"
+
 G_BEGIN_DECLS
 
-#define PUBSUB_TOPIC_NAME_MAX 128
 #define PUBSUB_TIMESTAMP_LEN  24   /* 2026-11-27T10:00:00.123Z */
-#define PUBSUB_UUID_LEN       36
 
 typedef enum {
   PUBSUB_REQUEST_SUBSCRIBE,
@@ -36,11 +36,6 @@ typedef struct {
   gsize              payload_len;
 } PubsubRequest;
 
-gboolean  pubsub_topic_name_is_valid     (const char   *name,
-                                          gsize         len);
-gboolean  pubsub_check_topic_name        (const char   *name,
-                                          GError      **error) G_GNUC_WARN_UNUSED_RESULT;
-void      pubsub_set_topic_name_error    (GError      **error);
 void      pubsub_format_timestamp        (gint64        real_time_us,
                                           char          out[PUBSUB_TIMESTAMP_LEN + 1]);
 
@@ -52,11 +47,8 @@ void      pubsub_request_clear           (PubsubRequest  *request);
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (PubsubRequest, pubsub_request_clear)
 
-GBytes   *pubsub_frame_new_event         (const char   *topic,
-                                          const char   *message_id,
-                                          const char   *payload,
-                                          gsize         payload_len,
-                                          gint64        real_time_us);
+GBytes   *pubsub_frame_new_event         (const PubsubMessageInfo *info,
+                                          gsize                   *out_payload_offset);
 GBytes   *pubsub_frame_new_ack           (const PubsubRequest *request,
                                           const char          *topic);
 GBytes   *pubsub_frame_new_error         (const PubsubRequest *request,
@@ -64,11 +56,11 @@ GBytes   *pubsub_frame_new_error         (const PubsubRequest *request,
 GBytes   *pubsub_frame_new_pong          (const PubsubRequest *request);
 GBytes   *pubsub_frame_new_info          (const char   *msg,
                                           const char   *topic);
-GBytes   *pubsub_frame_new_ping          (void);
-GBytes   *pubsub_frame_new_pong_control  (const guint8 *payload,
-                                          gsize         len);
-GBytes   *pubsub_frame_new_close         (gushort       code,
-                                          const char   *reason);
-gsize     pubsub_frame_header_len        (GBytes       *frame);
+
+PubsubMessage *pubsub_publish_json       (PubsubBroker  *broker,
+                                          const char    *topic,
+                                          const char    *id,
+                                          const char    *payload_json,
+                                          GError       **error);
 
 G_END_DECLS

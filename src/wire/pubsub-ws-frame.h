@@ -1,4 +1,6 @@
-/* pubsub-ws-parser.h: RFC 6455 frames from a client, parsed in place
+/* pubsub-ws-frame.h: RFC 6455 framing, both ways: client frames parsed in
+ * place, server frames (unmasked) built; opcodes, limits and close codes are
+ * named here and nowhere else
  *
  * SPDX-License-Identifier: MIT
  */
@@ -7,6 +9,21 @@
 #include <glib.h>
 
 G_BEGIN_DECLS
+
+/* Opcodes of RFC 6455 §5.2. */
+typedef enum {
+  PUBSUB_WS_OPCODE_CONTINUATION = 0x0,
+  PUBSUB_WS_OPCODE_TEXT         = 0x1,
+  PUBSUB_WS_OPCODE_BINARY       = 0x2,
+  PUBSUB_WS_OPCODE_CLOSE        = 0x8,
+  PUBSUB_WS_OPCODE_PING         = 0x9,
+  PUBSUB_WS_OPCODE_PONG         = 0xA,
+} PubsubWsOpcode;
+
+/* A control frame's body is at most this long (RFC 6455 §5.5). */
+#define PUBSUB_WS_MAX_CONTROL_PAYLOAD 125
+/* The longest header of an unmasked server frame. */
+#define PUBSUB_WS_MAX_HEADER_LEN      10
 
 /* Close codes of RFC 6455 §7.4.1 the parser and the broker use. */
 #define PUBSUB_WS_CLOSE_NORMAL          1000
@@ -55,5 +72,18 @@ PubsubWsEvent  pubsub_ws_parser_next  (PubsubWsParser *parser,
                                        guint8         *data,
                                        gsize           len,
                                        gsize          *consumed);
+
+/* Building server frames */
+
+gsize          pubsub_ws_frame_header_len      (gsize           payload_len);
+void           pubsub_ws_frame_write_header    (guint8         *out,
+                                                gsize           payload_len,
+                                                PubsubWsOpcode  opcode);
+gsize          pubsub_ws_frame_payload_offset  (GBytes         *frame);
+GBytes        *pubsub_ws_frame_new_ping        (void);
+GBytes        *pubsub_ws_frame_new_pong        (const guint8   *payload,
+                                                gsize           len);
+GBytes        *pubsub_ws_frame_new_close       (gushort         code,
+                                                const char     *reason);
 
 G_END_DECLS

@@ -1,4 +1,5 @@
-/* pubsub-ws-parser.c: RFC 6455 frames from a client, parsed in place
+/* pubsub-ws-frame.c: RFC 6455 framing: client frames parsed in place,
+ * server frames built
  *
  * The broker reads client frames itself rather than through
  * SoupWebsocketConnection: libsoup 3.2 allocates, formats two debug
@@ -14,16 +15,7 @@
 
 #include <string.h>
 
-#include "pubsub-ws-parser.h"
-
-#define OPCODE_CONTINUATION 0x0
-#define OPCODE_TEXT         0x1
-#define OPCODE_BINARY       0x2
-#define OPCODE_CLOSE        0x8
-#define OPCODE_PING         0x9
-#define OPCODE_PONG         0xA
-
-#define MAX_CONTROL_PAYLOAD 125
+#include "pubsub-ws-frame.h"
 
 void
 pubsub_ws_parser_init (PubsubWsParser *parser,
@@ -99,11 +91,11 @@ deliver_message (PubsubWsParser *parser,
                  const guint8   *payload,
                  gsize           len)
 {
-  if (opcode == OPCODE_TEXT && !utf8_is_valid (payload, len))
+  if (opcode == PUBSUB_WS_OPCODE_TEXT && !utf8_is_valid (payload, len))
     return fail (parser, PUBSUB_WS_CLOSE_BAD_DATA, "text message is not valid UTF-8");
   parser->payload = payload;
   parser->payload_len = len;
-  return opcode == OPCODE_TEXT ? PUBSUB_WS_TEXT : PUBSUB_WS_BINARY;
+  return opcode == PUBSUB_WS_OPCODE_TEXT ? PUBSUB_WS_TEXT : PUBSUB_WS_BINARY;
 }
 
 static PubsubWsEvent
@@ -144,7 +136,7 @@ handle_fragment (PubsubWsParser *parser,
                  const guint8   *payload,
                  gsize           len)
 {
-  if (opcode != OPCODE_CONTINUATION)
+  if (opcode != PUBSUB_WS_OPCODE_CONTINUATION)
     {
       if (parser->fragments != NULL)
         return fail (parser, PUBSUB_WS_CLOSE_PROTOCOL_ERROR,
@@ -226,16 +218,16 @@ pubsub_ws_parser_next (PubsubWsParser *parser,
 
   switch (opcode)
     {
-    case OPCODE_CLOSE:
-    case OPCODE_PING:
-    case OPCODE_PONG:
-      if (!fin || payload_len > MAX_CONTROL_PAYLOAD)
+    case PUBSUB_WS_OPCODE_CLOSE:
+    case PUBSUB_WS_OPCODE_PING:
+    case PUBSUB_WS_OPCODE_PONG:
+      if (!fin || payload_len > PUBSUB_WS_MAX_CONTROL_PAYLOAD)
         return fail (parser, PUBSUB_WS_CLOSE_PROTOCOL_ERROR,
                      "control frames must be whole and at most 125 bytes");
       break;
-    case OPCODE_CONTINUATION:
-    case OPCODE_TEXT:
-    case OPCODE_BINARY:
+    case PUBSUB_WS_OPCODE_CONTINUATION:
+    case PUBSUB_WS_OPCODE_TEXT:
+    case PUBSUB_WS_OPCODE_BINARY:
       /* Refused before it is read: nothing that large is buffered. The
        * caller steps over it to see the client's answer to our close. */
       if (payload_len > parser->max_message)
@@ -258,16 +250,149 @@ pubsub_ws_parser_next (PubsubWsParser *parser,
 
   switch (opcode)
     {
-    case OPCODE_CLOSE:
+    case PUBSUB_WS_OPCODE_CLOSE:
       return handle_close (parser, payload, (gsize) payload_len);
-    case OPCODE_PING:
-    case OPCODE_PONG:
+    case PUBSUB_WS_OPCODE_PING:
+    case PUBSUB_WS_OPCODE_PONG:
       parser->payload = payload;
       parser->payload_len = (gsize) payload_len;
-      return opcode == OPCODE_PING ? PUBSUB_WS_PING : PUBSUB_WS_PONG;
+      return opcode == PUBSUB_WS_OPCODE_PING ? PUBSUB_WS_PING : PUBSUB_WS_PONG;
     default:
-      if (fin && opcode != OPCODE_CONTINUATION && parser->fragments == NULL)
+      if (fin && opcode != PUBSUB_WS_OPCODE_CONTINUATION && parser->fragments == NULL)
         return deliver_message (parser, opcode, payload, (gsize) payload_len);
       return handle_fragment (parser, opcode, fin, payload, (gsize) payload_len);
     }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Building server frames                                                 */
+
+/**
+ * pubsub_ws_frame_header_len:
+ * @payload_len: the length of the frame's body
+ *
+ * Returns: the length of an unmasked server frame's header
+ */
+gsize
+pubsub_ws_frame_header_len (gsize payload_len)
+{
+  if (payload_len < 126)
+    return 2;
+  if (payload_len <= G_MAXUINT16)
+    return 4;
+  return PUBSUB_WS_MAX_HEADER_LEN;
+}
+
+/**
+ * pubsub_ws_frame_write_header:
+ * @out: room for pubsub_ws_frame_header_len (@payload_len) bytes
+ * @payload_len: the length of the body that follows
+ * @opcode: the frame's opcode; the frame is final (FIN), never fragmented
+ */
+void
+pubsub_ws_frame_write_header (guint8         *out,
+                              gsize           payload_len,
+                              PubsubWsOpcode  opcode)
+{
+  out[0] = 0x80 | opcode;   /* FIN */
+  if (payload_len < 126)
+    {
+      out[1] = (guint8) payload_len;
+      return;
+    }
+  if (payload_len <= G_MAXUINT16)
+    {
+      out[1] = 126;
+      out[2] = (guint8) (payload_len >> 8);
+      out[3] = (guint8) payload_len;
+      return;
+    }
+  out[1] = 127;
+  for (guint i = 0; i < 8; i++)
+    out[2 + i] = (guint8) ((guint64) payload_len >> (56 - 8 * i));
+}
+
+/**
+ * pubsub_ws_frame_payload_offset:
+ * @frame: an unmasked server frame
+ *
+ * Returns: where the body starts in @frame.
+ */
+gsize
+pubsub_ws_frame_payload_offset (GBytes *frame)
+{
+  const guint8 *data = g_bytes_get_data (frame, NULL);
+
+  return data[1] < 126 ? 2 : data[1] == 126 ? 4 : PUBSUB_WS_MAX_HEADER_LEN;
+}
+
+/**
+ * pubsub_ws_frame_new_ping:
+ *
+ * Returns: a ping control frame with an empty body, shared.
+ */
+GBytes *
+pubsub_ws_frame_new_ping (void)
+{
+  static const guint8 ping[] = { 0x80 | PUBSUB_WS_OPCODE_PING, 0x00 };
+
+  return g_bytes_new_static (ping, sizeof ping);
+}
+
+/**
+ * pubsub_ws_frame_new_pong:
+ * @payload: the ping's body, echoed
+ * @len: its length, at most %PUBSUB_WS_MAX_CONTROL_PAYLOAD
+ *
+ * Returns: a pong control frame.
+ */
+GBytes *
+pubsub_ws_frame_new_pong (const guint8 *payload,
+                          gsize         len)
+{
+  guint8 *frame;
+
+  g_return_val_if_fail (len <= PUBSUB_WS_MAX_CONTROL_PAYLOAD, NULL);
+
+  frame = g_malloc (2 + len);
+  pubsub_ws_frame_write_header (frame, len, PUBSUB_WS_OPCODE_PONG);
+  memcpy (frame + 2, payload, len);
+  return g_bytes_new_take (frame, 2 + len);
+}
+
+/**
+ * pubsub_ws_frame_new_close:
+ * @code: the close code, or 0 for a close frame without a body
+ * @reason: (nullable): why, in UTF-8; cut (never inside a character) to what
+ *   fits in a control frame after the code
+ *
+ * Returns: a close control frame.
+ */
+GBytes *
+pubsub_ws_frame_new_close (gushort     code,
+                           const char *reason)
+{
+  const gsize max_reason = PUBSUB_WS_MAX_CONTROL_PAYLOAD - 2;
+  gsize reason_len = 0;
+  gsize body_len;
+  guint8 *frame;
+
+  if (code != 0 && reason != NULL)
+    {
+      const char *end = reason + MIN (strlen (reason), max_reason);
+
+      g_utf8_validate (reason, end - reason, &end);
+      reason_len = (gsize) (end - reason);
+    }
+  body_len = code != 0 ? 2 + reason_len : 0;
+  frame = g_malloc (2 + body_len);
+  pubsub_ws_frame_write_header (frame, body_len, PUBSUB_WS_OPCODE_CLOSE);
+  if (code != 0)
+    {
+      frame[2] = (guint8) (code >> 8);
+      frame[3] = (guint8) code;
+      if (reason_len > 0)
+        memcpy (frame + 4, reason, reason_len);
+    }
+  return g_bytes_new_take (frame, 2 + body_len);
 }
