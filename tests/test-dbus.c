@@ -501,6 +501,8 @@ test_introspection (Fixture       *f,
   assert_property (iface, "Name", "s");
   assert_property (iface, "Subscribers", "u");
   assert_property (iface, "Messages", "t");
+  assert_property (iface, "Epoch", "s");
+  assert_property (iface, "Seq", "t");
 }
 
 static void
@@ -677,6 +679,41 @@ test_publish (Fixture       *f,
 
   /* Only the two good ones were counted. */
   wait_for (changed_to_uint (f, path, TOPIC_IFACE, "Messages", 2), 2);
+}
+
+
+/* SPEC §8 on D-Bus: Epoch and Seq, and Publish by id is idempotent. */
+static void
+test_epoch_seq_idempotent (Fixture       *f,
+                           gconstpointer  data)
+{
+  const char *uuid = "0b0c1e46-7f6a-4d3e-9a57-3c1c5a1f0e2d";
+  g_autofree char *path = topic_path ("e");
+  g_autofree char *first = NULL;
+  g_autofree char *again = NULL;
+  g_autofree char *other = NULL;
+  g_autoptr(GVariant) epoch = NULL;
+  g_autoptr(GVariant) seq = NULL;
+  g_autoptr(GVariant) messages = NULL;
+  const char *text;
+
+  call_ok (f, "CreateTopic", g_variant_new ("(s)", "e"));
+  epoch = get_property (f, path, TOPIC_IFACE, "Epoch");
+  text = g_variant_get_string (epoch, NULL);
+  g_assert_cmpuint (strlen (text), ==, 16);
+  g_assert_cmpuint (strspn (text, "0123456789abcdef"), ==, 16);
+  seq = get_property (f, path, TOPIC_IFACE, "Seq");
+  g_assert_cmpuint (g_variant_get_uint64 (seq), ==, 0);
+
+  first = publish (f, "e", uuid, "1");
+  again = publish (f, "e", uuid, "2");
+  g_assert_cmpstr (first, ==, uuid);
+  g_assert_cmpstr (again, ==, uuid);
+  other = publish (f, "e", "", "3");
+  /* The retry was not published again: seq 2 is the third call's. */
+  wait_for (changed_to_uint (f, path, TOPIC_IFACE, "Seq", 2), 2);
+  messages = get_property (f, path, TOPIC_IFACE, "Messages");
+  g_assert_cmpuint (g_variant_get_uint64 (messages), ==, 2);
 }
 
 static const char *const max_one_topic[] = { "--max-topics", "1", NULL };
@@ -957,6 +994,7 @@ main (int   argc,
   ADD ("/dbus/create-delete", NULL, test_create_delete);
   ADD ("/dbus/list-and-stats", NULL, test_list_and_stats);
   ADD ("/dbus/publish", NULL, test_publish);
+  ADD ("/dbus/epoch-seq-idempotent", NULL, test_epoch_seq_idempotent);
   ADD ("/dbus/limit-exceeded", &limit_case, test_limit);
   ADD ("/dbus/object-manager", NULL, test_object_manager);
   ADD ("/dbus/rest-and-dbus", NULL, test_rest_and_dbus);

@@ -27,6 +27,7 @@
 
 #define UUID  "123e4567-e89b-12d3-a456-426614174000"
 #define UUID2 "00000000-0000-4000-8000-000000000001"
+#define EPOCH "0123456789abcdef"
 
 /* The event frame of a message with these parts. */
 static GBytes *
@@ -36,7 +37,15 @@ event_frame (const char *topic,
              gsize       payload_len,
              gint64      time_us)
 {
-  PubsubMessageInfo info = { topic, id, payload, payload_len, time_us };
+  PubsubMessageInfo info = {
+    .topic = topic,
+    .epoch = EPOCH,
+    .seq = 7,
+    .id = id,
+    .payload = payload,
+    .payload_len = payload_len,
+    .time_us = time_us,
+  };
   gsize payload_offset;
   GBytes *frame = pubsub_frame_new_event (&info, &payload_offset);
 
@@ -1226,13 +1235,14 @@ test_frame_event (gconstpointer data)
 
   /* The whole JSON text, byte for byte. */
   expected = g_strdup_printf ("{\"type\":\"event\",\"topic\":\"orders\",\"message\":{\"id\":\"" UUID
-                              "\",\"payload\":%s},\"ts\":\"2023-11-14T22:13:20.123Z\"}", payload);
+                              "\",\"payload\":%s},\"seq\":7,\"epoch\":\"" EPOCH "\","
+                              "\"ts\":\"2023-11-14T22:13:20.123Z\"}", payload);
   g_assert_cmpmem (parts.json, parts.json_len, expected, strlen (expected));
 
   /* Strict JSON, and the payload span read back is the input. */
   g_assert_true (pubsub_json_parse_utf8_object (parts.json, parts.json_len, &root, members,
                                                 G_N_ELEMENTS (members), &n_members, NULL));
-  g_assert_cmpuint (n_members, ==, 4);
+  g_assert_cmpuint (n_members, ==, 6);
   g_assert_true (pubsub_json_key_equal (&members[2].key, "message"));
   message = members[2].value;
   g_assert_true (pubsub_json_object_members (&message, members, G_N_ELEMENTS (members),
@@ -1246,7 +1256,7 @@ test_frame_event (gconstpointer data)
 static void
 test_frame_event_structure (void)
 {
-  static const char *const names[] = { "type", "topic", "message", "ts", NULL };
+  static const char *const names[] = { "type", "topic", "message", "seq", "epoch", "ts", NULL };
   static const char *const message_names[] = { "id", "payload", NULL };
   static const char payload[] = "{\"a\":[1,\"x\"]}";
   gint64 before = g_get_real_time ();
@@ -1263,6 +1273,8 @@ test_frame_event_structure (void)
   assert_member_names (object, names);
   g_assert_cmpstr (get_string (object, "type"), ==, "event");
   g_assert_cmpstr (get_string (object, "topic"), ==, "a.b");
+  g_assert_cmpint (json_object_get_int_member (object, "seq"), ==, 7);
+  g_assert_cmpstr (get_string (object, "epoch"), ==, EPOCH);
   assert_ts_between (object, before, g_get_real_time ());
   message = json_object_get_object_member (object, "message");
   assert_member_names (message, message_names);
@@ -1340,9 +1352,13 @@ test_frame_lengths_info (void)
 static void
 test_frame_lengths_event (void)
 {
-  static const gsize targets[] = { 129, 65535, 65536, 300000 };
+  /* The smallest event is longer than 125 bytes since it has seq and epoch:
+   * the first target is the smallest 16-bit length one can have. */
+  static const gsize targets[] = { 200, 65535, 65536, 300000 };
   g_autoptr(GBytes) probe = event_frame ("t", UUID, "1", 1, 0);
   gsize base = g_bytes_get_size (probe) - pubsub_ws_frame_payload_offset (probe) - 1;
+
+  g_assert_cmpuint (base, <, targets[0]);
 
   for (gsize i = 0; i < G_N_ELEMENTS (targets); i++)
     {
@@ -1354,6 +1370,134 @@ test_frame_lengths_event (void)
       check_length_encoding (frame, targets[i]);
       split_frame (frame, &parts);
       g_assert_nonnull (g_strstr_len (parts.json, (gssize) parts.json_len, payload));
+    }
+}
+
+
+/* ---------------------------------------------------------------------- */
+/* SPEC §8: since, and the acks that carry seq and epoch                  */
+
+typedef struct {
+  const char *name;
+  const char *since;       /* the JSON text of the field */
+  gboolean    ok;
+  guint64     seq;
+  const char *epoch;       /* as kept: "" when it cannot be an epoch */
+} SinceRow;
+
+static const SinceRow since_rows[] = {
+  { "plain", "{\"seq\":5,\"epoch\":\"" EPOCH "\"}", TRUE, 5, EPOCH },
+  { "zero", "{\"epoch\":\"" EPOCH "\",\"seq\":0}", TRUE, 0, EPOCH },
+  { "huge", "{\"seq\":123456789012345678901234,\"epoch\":\"" EPOCH "\"}", TRUE, G_MAXUINT64, EPOCH },
+  { "extra-field", "{\"seq\":1,\"epoch\":\"" EPOCH "\",\"x\":[1]}", TRUE, 1, EPOCH },
+  { "other-epoch-shape", "{\"seq\":1,\"epoch\":\"nope\"}", TRUE, 1, "" },
+  { "upper-hex-epoch", "{\"seq\":1,\"epoch\":\"0123456789ABCDEF\"}", TRUE, 1, "" },
+  { "null", "null", TRUE, 0, NULL },
+  { "number", "5", FALSE, 0, NULL },
+  { "string", "\"5\"", FALSE, 0, NULL },
+  { "array", "[5,\"" EPOCH "\"]", FALSE, 0, NULL },
+  { "no-seq", "{\"epoch\":\"" EPOCH "\"}", FALSE, 0, NULL },
+  { "no-epoch", "{\"seq\":5}", FALSE, 0, NULL },
+  { "negative-seq", "{\"seq\":-1,\"epoch\":\"" EPOCH "\"}", FALSE, 0, NULL },
+  { "fraction-seq", "{\"seq\":1.5,\"epoch\":\"" EPOCH "\"}", FALSE, 0, NULL },
+  { "exponent-seq", "{\"seq\":1e2,\"epoch\":\"" EPOCH "\"}", FALSE, 0, NULL },
+  { "string-seq", "{\"seq\":\"5\",\"epoch\":\"" EPOCH "\"}", FALSE, 0, NULL },
+  { "null-seq", "{\"seq\":null,\"epoch\":\"" EPOCH "\"}", FALSE, 0, NULL },
+  { "number-epoch", "{\"seq\":5,\"epoch\":5}", FALSE, 0, NULL },
+  { "null-epoch", "{\"seq\":5,\"epoch\":null}", FALSE, 0, NULL },
+};
+
+static void
+test_parse_since (gconstpointer data)
+{
+  const SinceRow *row = data;
+  g_autofree char *text = g_strdup_printf ("{\"type\":\"subscribe\",\"topic\":\"t\","
+                                           "\"client_id\":\"c\",\"since\":%s}", row->since);
+  g_auto(PubsubRequest) request = { 0 };
+  g_autoptr(GError) error = NULL;
+  gboolean ok = pubsub_request_parse (text, strlen (text), &request, &error);
+
+  if (!row->ok)
+    {
+      g_assert_false (ok);
+      g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST);
+      g_assert_nonnull (strstr (error->message, "'since'"));
+      return;
+    }
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  g_assert_cmpint (request.has_since, ==, row->epoch != NULL);
+  if (row->epoch != NULL)
+    {
+      g_assert_cmpuint (request.since.seq, ==, row->seq);
+      g_assert_cmpstr (request.since.epoch, ==, row->epoch);
+    }
+}
+
+static void
+test_frame_publish_ack (void)
+{
+  g_auto(PubsubRequest) request = { 0 };
+  g_autofree char *text = g_strdup_printf ("{\"type\":\"publish\",\"topic\":\"orders\","
+                                           "\"request_id\":\"r9\",\"message\":{\"id\":\"%s\","
+                                           "\"payload\":1}}", UUID);
+
+  parse_request (text, &request);
+  for (guint duplicate = 0; duplicate < 2; duplicate++)
+    {
+      static const char *const plain[] = { "type", "request_id", "topic", "status", "seq", "ts", NULL };
+      static const char *const dup[] = { "type", "request_id", "topic", "status", "seq",
+                                         "duplicate", "ts", NULL };
+      g_autoptr(GBytes) frame = pubsub_frame_new_publish_ack (&request, G_MAXUINT64, duplicate);
+      g_autoptr(JsonNode) body = NULL;
+      JsonObject *object;
+      FrameParts parts;
+
+      body = frame_body (frame, &parts);
+      object = json_node_get_object (body);
+      assert_member_names (object, duplicate ? dup : plain);
+      g_assert_cmpstr (get_string (object, "topic"), ==, "orders");
+      /* Exactly, whatever the size: json-glib would round a double. */
+      g_assert_nonnull (g_strstr_len (parts.json, (gssize) parts.json_len,
+                                      "\"seq\":18446744073709551615"));
+      if (duplicate)
+        g_assert_true (json_object_get_boolean_member (object, "duplicate"));
+    }
+}
+
+static void
+test_frame_subscribe_ack (void)
+{
+  static const char *const plain[] = { "type", "topic", "status", "epoch", "seq", "ts", NULL };
+  static const char *const with_recovered[] = { "type", "topic", "status", "epoch", "seq",
+                                                "recovered", "ts", NULL };
+  g_auto(PubsubRequest) request = { 0 };
+
+  parse_request ("{\"type\":\"subscribe\",\"topic\":\"t\",\"client_id\":\"c\"}", &request);
+  {
+    g_autoptr(GBytes) frame = pubsub_frame_new_subscribe_ack (&request, EPOCH, 42, FALSE);
+    g_autoptr(JsonNode) body = NULL;
+    FrameParts parts;
+
+    body = frame_body (frame, &parts);
+    assert_member_names (json_node_get_object (body), plain);
+    g_assert_cmpstr (get_string (json_node_get_object (body), "epoch"), ==, EPOCH);
+    g_assert_cmpint (json_object_get_int_member (json_node_get_object (body), "seq"), ==, 42);
+  }
+
+  pubsub_request_clear (&request);
+  parse_request ("{\"type\":\"subscribe\",\"topic\":\"t\",\"client_id\":\"c\","
+                 "\"since\":{\"seq\":3,\"epoch\":\"" EPOCH "\"}}", &request);
+  for (guint recovered = 0; recovered < 2; recovered++)
+    {
+      g_autoptr(GBytes) frame = pubsub_frame_new_subscribe_ack (&request, EPOCH, 0, recovered);
+      g_autoptr(JsonNode) body = NULL;
+      FrameParts parts;
+
+      body = frame_body (frame, &parts);
+      assert_member_names (json_node_get_object (body), with_recovered);
+      g_assert_cmpint (json_object_get_boolean_member (json_node_get_object (body), "recovered"),
+                       ==, recovered);
     }
 }
 
@@ -1388,6 +1532,14 @@ main (int    argc,
   g_test_add_func ("/protocol/parse/resets", test_parse_resets);
 
   g_test_add_func ("/protocol/frame/ack", test_frame_ack);
+  g_test_add_func ("/protocol/frame/publish-ack", test_frame_publish_ack);
+  g_test_add_func ("/protocol/frame/subscribe-ack", test_frame_subscribe_ack);
+  for (gsize i = 0; i < G_N_ELEMENTS (since_rows); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/protocol/parse/since/%s", since_rows[i].name);
+
+      g_test_add_data_func (path, &since_rows[i], test_parse_since);
+    }
   g_test_add_func ("/protocol/frame/request-id-verbatim", test_frame_request_id_verbatim);
   g_test_add_func ("/protocol/frame/error", test_frame_error);
   g_test_add_func ("/protocol/frame/error-codes", test_frame_error_codes);

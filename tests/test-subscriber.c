@@ -319,7 +319,8 @@ event_number (Frame       *frame,
   g_assert_cmpstr (json_object_get_string_member (object, "type"), ==, "event");
   g_assert_cmpstr (json_object_get_string_member (object, "topic"), ==, topic);
   message = json_object_get_object_member (object, "message");
-  g_assert_cmpstr (json_object_get_string_member (message, "id"), ==, UUID);
+  /* Each message has an id of its own (publish_n). */
+  g_assert_true (g_uuid_string_is_valid (json_object_get_string_member (message, "id")));
   return json_object_get_int_member (json_object_get_object_member (message, "payload"), "n");
 }
 
@@ -339,6 +340,20 @@ assert_events (GPtrArray  *frames,
 /* ---------------------------------------------------------------------- */
 /* Publishing                                                             */
 
+/* Subscribes with a replay of the last @last_n stored messages. */
+static gboolean
+subscribe_last_n (PubsubSubscriber *subscriber,
+                  PubsubTopic      *topic,
+                  const char       *client_id,
+                  guint64           last_n)
+{
+  gboolean recovered = TRUE;
+  guint64 after = pubsub_topic_replay_start (topic, NULL, last_n, &recovered);
+
+  g_assert_false (recovered);
+  return pubsub_subscriber_subscribe (subscriber, topic, client_id, after);
+}
+
 static PubsubMessage *
 publish_n (Fixture    *f,
            const char *topic,
@@ -348,9 +363,10 @@ publish_n (Fixture    *f,
   g_autoptr(GError) error = NULL;
   g_autofree char *pad = g_strnfill (padding, 'p');
   g_autofree char *payload = g_strdup_printf ("{\"n\":%u,\"pad\":\"%s\"}", n, pad);
+  g_autofree char *id = g_uuid_string_random ();
   PubsubMessage *message;
 
-  message = pubsub_broker_publish (f->broker, topic, UUID, payload, strlen (payload), &error);
+  message = pubsub_broker_publish (f->broker, topic, id, payload, strlen (payload), NULL, &error);
   g_assert_no_error (error);
   return message;
 }
@@ -379,8 +395,8 @@ test_order (Fixture       *f,
   g_autoptr(GPtrArray) frames = NULL;
 
   make_subscriber (f, 100, 0);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, a, "c1", 0));
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, b, "c1", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, a, "c1", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, b, "c1", 0));
   g_assert_cmpuint (pubsub_subscriber_get_subscription_count (f->subscriber), ==, 2);
   g_assert_cmpuint (pubsub_topic_get_subscribers (a), ==, 1);
   g_assert_cmpuint (pubsub_topic_get_subscribers (b), ==, 1);
@@ -422,7 +438,7 @@ test_send_direct (Fixture       *f,
 
   make_subscriber (f, 10, 0);
   g_assert_true (pubsub_subscriber_send (f->subscriber, pong));
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", 0));
   publish_range (f, "t", 0, 0);
   g_assert_true (pubsub_subscriber_send (f->subscriber, ping));
   publish_range (f, "t", 1, 1);
@@ -471,7 +487,7 @@ test_replay (Fixture       *f,
   g_assert_cmpuint (pubsub_topic_get_history_length (t), ==, 10);
 
   g_assert_true (pubsub_subscriber_send (f->subscriber, ack));
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", row->last_n));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", row->last_n));
   g_assert_cmpuint (pubsub_subscriber_get_queue_length (f->subscriber), ==, 1 + replayed);
   publish_range (f, "t", 15, 19);
   drain (f);
@@ -492,10 +508,10 @@ test_subscribe_twice (Fixture       *f,
 
   make_subscriber (f, 100, 0);
   publish_range (f, "t", 0, 2);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", 10));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", 10));
   g_assert_cmpuint (pubsub_subscriber_get_queue_length (f->subscriber), ==, 3);
-  g_assert_false (pubsub_subscriber_subscribe (f->subscriber, t, "c", 10));
-  g_assert_false (pubsub_subscriber_subscribe (f->subscriber, t, "other-client-id", 10));
+  g_assert_false (subscribe_last_n (f->subscriber, t, "c", 10));
+  g_assert_false (subscribe_last_n (f->subscriber, t, "other-client-id", 10));
   g_assert_cmpuint (pubsub_subscriber_get_queue_length (f->subscriber), ==, 3);
   g_assert_cmpuint (pubsub_subscriber_get_subscription_count (f->subscriber), ==, 1);
   g_assert_cmpuint (pubsub_topic_get_subscribers (t), ==, 1);
@@ -516,8 +532,8 @@ test_unsubscribe (Fixture       *f,
   g_autoptr(GPtrArray) frames = NULL;
 
   make_subscriber (f, 100, 0);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, a, "c", 0));
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, b, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, a, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, b, "c", 0));
   publish_range (f, "a", 0, 0);
 
   g_assert_true (pubsub_subscriber_unsubscribe (f->subscriber, "a"));
@@ -537,7 +553,7 @@ test_unsubscribe (Fixture       *f,
   publish_range (f, "b", 5, 5);
 
   /* Subscribing again after unsubscribing works (with a replay). */
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, a, "c", 1));
+  g_assert_true (subscribe_last_n (f->subscriber, a, "c", 1));
   drain (f);
   frames = collect_frames (f, 3);
   assert_events (frames, 0, "a", 0, 0);
@@ -593,7 +609,7 @@ test_replay_beyond_queue_size (Fixture       *f,
   make_subscriber (f, 5, 0);
   publish_range (f, "t", 0, 49);
 
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", 50));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", 50));
   g_assert_false (pubsub_subscriber_is_slow (f->subscriber));
   g_assert_cmpuint (pubsub_subscriber_get_queue_length (f->subscriber), <=, 5);
   g_assert_cmpuint (pubsub_topic_get_subscribers (t), ==, 1);
@@ -636,7 +652,7 @@ test_bound_exact (Fixture       *f,
   guint pending;
 
   make_subscriber (f, 4, 4096);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", 0));
   pending = fill_socket (f);
   g_assert_cmpuint (pending, ==, 1);
 
@@ -661,7 +677,7 @@ test_bound_exact (Fixture       *f,
 
   /* Slow stays slow, and says so once. */
   g_assert_false (pubsub_subscriber_send (f->subscriber, small));
-  g_assert_false (pubsub_subscriber_subscribe (f->subscriber, t, "c", 0));
+  g_assert_false (subscribe_last_n (f->subscriber, t, "c", 0));
   g_assert_cmpuint (pubsub_topic_get_subscribers (t), ==, 0);
   g_assert_cmpuint (f->slow_count, ==, 1);
   g_assert_cmpuint (pubsub_subscriber_get_queue_length (f->subscriber), ==, 4);
@@ -683,8 +699,8 @@ test_slow_consumer (Fixture       *f,
   guint final_queued;
 
   make_subscriber (f, queue_size, 4096);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, a, "c", 0));
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, b, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, a, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, b, "c", 0));
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (f->broker), ==, 2);
 
   while (f->slow_count == 0)
@@ -752,8 +768,8 @@ test_topic_deleted (Fixture       *f,
   g_autoptr(GPtrArray) frames = NULL;
 
   make_subscriber (f, 100, 0);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", 0));
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, u, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, u, "c", 0));
   publish_range (f, "t", 0, 0);
 
   g_assert_true (pubsub_broker_delete_topic (f->broker, "t", NULL));
@@ -765,7 +781,7 @@ test_topic_deleted (Fixture       *f,
   /* A new topic of the same name is a new subscription. */
   t = pubsub_broker_create_topic (f->broker, "t", NULL);
   publish_range (f, "t", 2, 2);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", 0));
   publish_range (f, "t", 3, 3);
   drain (f);
 
@@ -795,7 +811,7 @@ test_close (Fixture       *f,
   g_autoptr(GBytes) pong = pubsub_frame_new_pong (NULL);
 
   make_subscriber (f, 10, 0);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", 0));
   publish_range (f, "t", 0, 2);
   g_assert_cmpuint (pubsub_subscriber_get_queue_length (f->subscriber), ==, 3);
 
@@ -821,7 +837,7 @@ test_dispose (Fixture       *f,
   PubsubSubscriber *weak;
 
   make_subscriber (f, 10, 0);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", 0));
   g_assert_cmpuint (pubsub_topic_get_subscribers (t), ==, 1);
   weak = f->subscriber;
   g_object_add_weak_pointer (G_OBJECT (weak), (gpointer *) &weak);
@@ -842,7 +858,7 @@ test_peer_gone (Fixture       *f,
   g_autoptr(GBytes) pong = pubsub_frame_new_pong (NULL);
 
   make_subscriber (f, 10, 0);
-  g_assert_true (pubsub_subscriber_subscribe (f->subscriber, t, "c", 0));
+  g_assert_true (subscribe_last_n (f->subscriber, t, "c", 0));
   close (f->peer);
   f->peer = -1;
   publish_range (f, "t", 0, 1);

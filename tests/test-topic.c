@@ -35,21 +35,42 @@ message_new (const char *topic,
              const char *payload,
              gsize       payload_len)
 {
-  PubsubMessageInfo info = { topic, id, payload, payload_len, g_get_real_time () };
+  PubsubMessageInfo info = {
+    .topic = topic,
+    .epoch = "0123456789abcdef",
+    .seq = 1,
+    .id = id,
+    .payload = payload,
+    .payload_len = payload_len,
+    .time_us = g_get_real_time (),
+  };
 
   return pubsub_message_new (&info, pubsub_frame_new_event);
+}
+
+/* A UUID of its own for message @n. */
+static char *
+numbered_uuid (guint n)
+{
+  return g_strdup_printf ("00000000-0000-4000-8000-%012x", n);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                */
 
+/* Publishes {"n":n} with an id of its own. Returns: (transfer full) */
 static PubsubMessage *
-message_new_numbered (const char *topic,
-                      guint       n)
+publish_numbered (PubsubTopic *topic,
+                  guint        n)
 {
   g_autofree char *payload = g_strdup_printf ("{\"n\":%u}", n);
+  g_autofree char *id = numbered_uuid (n);
+  gboolean duplicate = TRUE;
+  PubsubMessage *message = pubsub_topic_publish (topic, id, payload, strlen (payload),
+                                                 pubsub_frame_new_event, &duplicate);
 
-  return message_new (topic, UUID, payload, strlen (payload));
+  g_assert_false (duplicate);
+  return message;
 }
 
 /* The JSON text of an event frame's message.payload / message.id. */
@@ -74,7 +95,9 @@ event_fields (PubsubMessage  *message,
   g_assert_true (pubsub_json_parse_utf8_object (data + header, size - header, &root, members,
                                                 G_N_ELEMENTS (members), &n_members, &error));
   g_assert_no_error (error);
-  g_assert_cmpuint (n_members, ==, 4);
+  g_assert_cmpuint (n_members, ==, 6);
+  g_assert_true (pubsub_json_key_equal (&members[3].key, "seq"));
+  g_assert_true (pubsub_json_key_equal (&members[4].key, "epoch"));
   g_assert_true (pubsub_json_key_equal (&members[0].key, "type"));
   g_assert_true (pubsub_json_key_equal (&members[0].value, "event"));
   g_assert_true (pubsub_json_key_equal (&members[1].key, "topic"));
@@ -192,8 +215,8 @@ check_history (gconstpointer data)
     {
       guint expected_length = MIN (n + 1, history_size);
 
-      g_ptr_array_add (published, message_new_numbered ("t", n));
-      pubsub_topic_publish (topic, g_ptr_array_index (published, n));
+      g_ptr_array_add (published, publish_numbered (topic, n));
+      g_assert_cmpuint (pubsub_message_get_seq (g_ptr_array_index (published, n)), ==, n + 1);
 
       g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, n + 1);
       g_assert_cmpuint (pubsub_topic_get_history_length (topic), ==, expected_length);
@@ -222,9 +245,8 @@ static void
 test_history_item_out_of_range (void)
 {
   g_autoptr(PubsubTopic) topic = pubsub_topic_new ("t", 3);
-  g_autoptr(PubsubMessage) message = message_new_numbered ("t", 0);
+  g_autoptr(PubsubMessage) message = publish_numbered (topic, 0);
 
-  pubsub_topic_publish (topic, message);
   g_test_expect_message ("pubsubd", G_LOG_LEVEL_CRITICAL, "*index < self->history_length*");
   g_assert_null (pubsub_topic_get_history_item (topic, 1));
   g_test_assert_expected_messages ();
@@ -244,9 +266,7 @@ test_counters_and_notify (void)
 
   for (guint n = 0; n < 10; n++)
     {
-      g_autoptr(PubsubMessage) message = message_new_numbered ("t", n);
-
-      pubsub_topic_publish (topic, message);
+      g_autoptr(PubsubMessage) message = publish_numbered (topic, n);
     }
   /* Counted since creation, not capped by the history of 2. */
   g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 10);
@@ -325,10 +345,9 @@ test_event_signal (void)
 
   for (guint n = 0; n < 6; n++)
     {
-      g_autoptr(PubsubMessage) message = message_new_numbered ("t", n);
+      g_autoptr(PubsubMessage) message = publish_numbered (topic, n);
       GBytes *frame = pubsub_message_get_frame (message);
 
-      pubsub_topic_publish (topic, message);
       /* Once per handler per publish. */
       g_assert_cmpuint (data.calls[0], ==, n + 1);
       g_assert_cmpuint (data.calls[1], ==, n + 1);
@@ -361,6 +380,142 @@ test_deleted_signal (void)
   g_assert_cmpuint (deleted, ==, 0);
   pubsub_topic_mark_deleted (topic);
   g_assert_cmpuint (deleted, ==, 1);
+}
+
+
+/* ---------------------------------------------------------------------- */
+/* SPEC §8: epoch, seq, idempotent publish, where a replay starts         */
+
+static void
+test_topic_epoch (void)
+{
+  g_autoptr(PubsubTopic) a = pubsub_topic_new ("t", 3);
+  g_autoptr(PubsubTopic) b = pubsub_topic_new ("t", 3);
+  const char *epoch = pubsub_topic_get_epoch (a);
+
+  g_assert_cmpuint (strlen (epoch), ==, PUBSUB_EPOCH_LEN);
+  for (const char *p = epoch; *p != '\0'; p++)
+    g_assert_true (g_ascii_isdigit (*p) || (*p >= 'a' && *p <= 'f'));
+  /* The same name created again is another epoch. */
+  g_assert_cmpstr (pubsub_topic_get_epoch (b), !=, epoch);
+  g_assert_cmpuint (pubsub_topic_get_first_seq (a), ==, 1);
+}
+
+static void
+count_event (PubsubTopic   *topic,
+             PubsubMessage *message,
+             guint         *count)
+{
+  (*count)++;
+}
+
+static void
+test_topic_duplicate (void)
+{
+  g_autoptr(PubsubTopic) topic = pubsub_topic_new ("t", 3);
+  g_autoptr(PubsubMessage) first = NULL;
+  g_autoptr(PubsubMessage) again = NULL;
+  g_autoptr(PubsubMessage) later = NULL;
+  g_autofree char *id = numbered_uuid (0);
+  guint events = 0;
+  gboolean duplicate = TRUE;
+
+  g_signal_connect (topic, "event", G_CALLBACK (count_event), &events);
+  first = pubsub_topic_publish (topic, id, "1", 1, pubsub_frame_new_event, &duplicate);
+  g_assert_false (duplicate);
+  g_assert_cmpuint (pubsub_message_get_seq (first), ==, 1);
+
+  /* The same id while it is stored: the same message, nothing published. */
+  again = pubsub_topic_publish (topic, id, "2", 1, pubsub_frame_new_event, &duplicate);
+  g_assert_true (duplicate);
+  g_assert_true (again == first);
+  g_assert_cmpuint (events, ==, 1);
+  g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 1);
+  g_assert_cmpuint (pubsub_topic_get_history_length (topic), ==, 1);
+
+  /* Once it has left the history, the id is a new message. */
+  for (guint n = 1; n <= 3; n++)
+    pubsub_message_unref (publish_numbered (topic, n));
+  g_assert_cmpuint (pubsub_topic_get_first_seq (topic), ==, 2);
+  later = pubsub_topic_publish (topic, id, "3", 1, pubsub_frame_new_event, &duplicate);
+  g_assert_false (duplicate);
+  g_assert_cmpuint (pubsub_message_get_seq (later), ==, 5);
+  g_assert_cmpuint (events, ==, 5);
+  g_assert_true (pubsub_topic_get_message (topic, 5) == later);
+  g_assert_true (pubsub_topic_get_message (topic, 3) == pubsub_topic_get_history_item (topic, 0));
+}
+
+/* Without a history nothing is ever a duplicate: nothing is stored. */
+static void
+test_topic_duplicate_no_history (void)
+{
+  g_autoptr(PubsubTopic) topic = pubsub_topic_new ("t", 0);
+  g_autofree char *id = numbered_uuid (0);
+
+  for (guint n = 1; n <= 2; n++)
+    {
+      gboolean duplicate = TRUE;
+      g_autoptr(PubsubMessage) message = pubsub_topic_publish (topic, id, "1", 1,
+                                                               pubsub_frame_new_event, &duplicate);
+
+      g_assert_false (duplicate);
+      g_assert_cmpuint (pubsub_message_get_seq (message), ==, n);
+    }
+}
+
+typedef struct {
+  const char *name;
+  guint64     since_seq;
+  gboolean    same_epoch;
+  gboolean    has_since;
+  guint64     last_n;
+  gboolean    recovered;
+  guint64     start;        /* the replay is everything after this seq */
+} ReplayRow;
+
+/* A topic with history 5 after 8 publishes: seqs 4…8 are stored. */
+static const ReplayRow replay_rows[] = {
+  { "gap-inside", 5, TRUE, TRUE, 0, TRUE, 5 },
+  { "oldest-stored", 3, TRUE, TRUE, 0, TRUE, 3 },
+  { "up-to-date", 8, TRUE, TRUE, 0, TRUE, 8 },
+  { "beyond-history", 2, TRUE, TRUE, 0, FALSE, 8 },
+  { "beyond-history-last-n", 2, TRUE, TRUE, 2, FALSE, 6 },
+  { "zero-beyond-history", 0, TRUE, TRUE, 100, FALSE, 3 },
+  { "future-seq", 9, TRUE, TRUE, 1, FALSE, 7 },
+  { "wrong-epoch", 5, FALSE, TRUE, 0, FALSE, 8 },
+  { "wrong-epoch-last-n", 5, FALSE, TRUE, 3, FALSE, 5 },
+  { "no-since", 0, TRUE, FALSE, 4, FALSE, 4 },
+  { "no-since-more-than-stored", 0, TRUE, FALSE, 1000, FALSE, 3 },
+};
+
+static void
+test_topic_replay_start (gconstpointer data)
+{
+  const ReplayRow *row = data;
+  g_autoptr(PubsubTopic) topic = pubsub_topic_new ("t", 5);
+  PubsubPosition since = { row->since_seq, "" };
+  gboolean recovered = !row->recovered;
+
+  for (guint n = 1; n <= 8; n++)
+    pubsub_message_unref (publish_numbered (topic, n));
+  g_strlcpy (since.epoch, row->same_epoch ? pubsub_topic_get_epoch (topic) : "0000000000000000",
+             sizeof since.epoch);
+  g_assert_cmpuint (pubsub_topic_replay_start (topic, row->has_since ? &since : NULL,
+                                               row->last_n, &recovered), ==, row->start);
+  g_assert_cmpint (recovered, ==, row->recovered);
+}
+
+/* An empty topic: since 0 of its epoch is recovered, nothing to replay. */
+static void
+test_topic_replay_start_empty (void)
+{
+  g_autoptr(PubsubTopic) topic = pubsub_topic_new ("t", 5);
+  PubsubPosition since = { 0, "" };
+  gboolean recovered = FALSE;
+
+  g_strlcpy (since.epoch, pubsub_topic_get_epoch (topic), sizeof since.epoch);
+  g_assert_cmpuint (pubsub_topic_replay_start (topic, &since, 0, &recovered), ==, 0);
+  g_assert_true (recovered);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -607,7 +762,7 @@ test_broker_delete_held (void)
   pubsub_topic_remove_subscriber (held);
   g_assert_cmpuint (notify_subscribers, ==, 0);
 
-  g_assert_null (pubsub_broker_publish (broker, "t", UUID, "1", 1, &error));
+  g_assert_null (pubsub_broker_publish (broker, "t", UUID, "1", 1, NULL, &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
 }
 
@@ -683,7 +838,7 @@ test_broker_publish (void)
 
   g_signal_connect (topic, "event", G_CALLBACK (on_event_1), &data);
 
-  g_assert_null (pubsub_broker_publish (broker, "missing", UUID, "1", 1, &error));
+  g_assert_null (pubsub_broker_publish (broker, "missing", UUID, "1", 1, NULL, &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
   g_assert_cmpstr (error->message, ==, "topic 'missing' does not exist");
   g_clear_error (&error);
@@ -691,8 +846,9 @@ test_broker_publish (void)
 
   for (guint n = 0; n < 3; n++)
     {
-      g_autoptr(PubsubMessage) message = pubsub_broker_publish (broker, "t", UUID, payload,
-                                                                sizeof payload - 1, &error);
+      g_autofree char *id = numbered_uuid (n);
+      g_autoptr(PubsubMessage) message = pubsub_broker_publish (broker, "t", id, payload,
+                                                                sizeof payload - 1, NULL, &error);
       g_autofree char *got = NULL;
 
       g_assert_no_error (error);
@@ -762,7 +918,7 @@ test_broker_publish_json (gconstpointer user_data)
   g_autoptr(PubsubMessage) message = NULL;
   PubsubTopic *topic = pubsub_broker_create_topic (broker, "t", NULL);
 
-  message = pubsub_publish_json (broker, row->topic, row->id, row->payload, &error);
+  message = pubsub_publish_json (broker, row->topic, row->id, row->payload, NULL, &error);
   if (row->code < 0)
     {
       g_autofree char *payload = NULL;
@@ -781,8 +937,10 @@ test_broker_publish_json (gconstpointer user_data)
         const char *data = g_bytes_get_data (frame, &size);
         gsize header = pubsub_ws_frame_payload_offset (frame);
         g_autofree char *prefix = g_strdup_printf ("{\"type\":\"event\",\"topic\":\"t\",\"message\":"
-                                                   "{\"id\":\"%s\",\"payload\":%s},\"ts\":\"",
-                                                   row->id, row->forwarded);
+                                                   "{\"id\":\"%s\",\"payload\":%s},\"seq\":1,"
+                                                   "\"epoch\":\"%s\",\"ts\":\"",
+                                                   row->id, row->forwarded,
+                                                   pubsub_topic_get_epoch (topic));
 
         g_assert_cmpuint (size - header, ==, strlen (prefix) + PUBSUB_TIMESTAMP_LEN + 2);
         g_assert_cmpmem (data + header, strlen (prefix), prefix, strlen (prefix));
@@ -812,9 +970,9 @@ test_broker_publish_json_fresh_id (void)
   g_autofree char *id_in_frame = NULL;
 
   g_assert_nonnull (pubsub_broker_create_topic (broker, "t", NULL));
-  first = pubsub_publish_json (broker, "t", "", "1", &error);
+  first = pubsub_publish_json (broker, "t", "", "1", NULL, &error);
   g_assert_no_error (error);
-  second = pubsub_publish_json (broker, "t", NULL, "2", &error);
+  second = pubsub_publish_json (broker, "t", NULL, "2", NULL, &error);
   g_assert_no_error (error);
 
   g_assert_cmpuint (strlen (pubsub_message_get_id (first)), ==, PUBSUB_UUID_LEN);
@@ -852,7 +1010,7 @@ test_broker_dispose (void)
   PubsubBroker *broker = pubsub_broker_new (pubsub_frame_new_event, 4, 9);
   PubsubBroker *weak = broker;
   g_autoptr(PubsubTopic) topic = g_object_ref (pubsub_broker_create_topic (broker, "t", NULL));
-  g_autoptr(PubsubMessage) message = message_new_numbered ("t", 1);
+  g_autoptr(PubsubMessage) message = NULL;
 
   g_object_add_weak_pointer (G_OBJECT (broker), (gpointer *) &weak);
   g_object_unref (broker);
@@ -861,7 +1019,7 @@ test_broker_dispose (void)
   /* Nothing left connected to the dead broker. */
   pubsub_topic_add_subscriber (topic);
   pubsub_topic_remove_subscriber (topic);
-  pubsub_topic_publish (topic, message);
+  message = publish_numbered (topic, 1);
   g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 1);
 }
 
@@ -878,6 +1036,16 @@ main (int    argc,
   g_test_add_func ("/message/new", test_message);
 
   g_test_add_func ("/topic/properties", test_topic_properties);
+  g_test_add_func ("/topic/epoch", test_topic_epoch);
+  g_test_add_func ("/topic/duplicate", test_topic_duplicate);
+  g_test_add_func ("/topic/duplicate/no-history", test_topic_duplicate_no_history);
+  g_test_add_func ("/topic/replay-start/empty", test_topic_replay_start_empty);
+  for (gsize i = 0; i < G_N_ELEMENTS (replay_rows); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/topic/replay-start/%s", replay_rows[i].name);
+
+      g_test_add_data_func (path, &replay_rows[i], test_topic_replay_start);
+    }
   for (gsize i = 0; i < G_N_ELEMENTS (history_sizes); i++)
     {
       g_autofree char *path = g_strdup_printf ("/topic/history/size-%u", history_sizes[i]);

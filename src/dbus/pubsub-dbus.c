@@ -242,7 +242,7 @@ handle_publish (PubsubDBusBroker1     *skeleton,
   g_autoptr(GError) error = NULL;
   g_autoptr(PubsubMessage) message = NULL;
 
-  message = pubsub_publish_json (self->broker, topic, id, payload_json, &error);
+  message = pubsub_publish_json (self->broker, topic, id, payload_json, NULL, &error);
   if (message == NULL)
     return_error (invocation, error);
   else
@@ -270,6 +270,7 @@ flush_properties (gpointer user_data)
       pubsub_dbus_topic1_set_subscribers (entry->iface,
                                           pubsub_topic_get_subscribers (entry->topic));
       pubsub_dbus_topic1_set_messages (entry->iface, pubsub_topic_get_messages (entry->topic));
+      pubsub_dbus_topic1_set_seq (entry->iface, pubsub_topic_get_messages (entry->topic));
     }
 
   if (self->broker_dirty)
@@ -351,6 +352,8 @@ add_topic (PubsubDBusService *self,
   pubsub_dbus_topic1_set_name (entry->iface, pubsub_topic_get_name (topic));
   pubsub_dbus_topic1_set_subscribers (entry->iface, pubsub_topic_get_subscribers (topic));
   pubsub_dbus_topic1_set_messages (entry->iface, pubsub_topic_get_messages (topic));
+  pubsub_dbus_topic1_set_seq (entry->iface, pubsub_topic_get_messages (topic));
+  pubsub_dbus_topic1_set_epoch (entry->iface, pubsub_topic_get_epoch (topic));
   entry->object = pubsub_dbus_object_skeleton_new (path);
   pubsub_dbus_object_skeleton_set_topic1 (entry->object, entry->iface);
 

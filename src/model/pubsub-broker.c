@@ -406,9 +406,11 @@ pubsub_broker_get_uptime (PubsubBroker *self)
  * @id: a valid UUID
  * @payload: already validated JSON text, forwarded unchanged
  * @payload_len: its length
+ * @out_duplicate: (out) (optional): %TRUE when @id was still in the topic's
+ *   history: that message is returned and nothing is published
  * @error: TOPIC_NOT_FOUND
  *
- * Returns: (transfer full): the published message
+ * Returns: (transfer full): the published (or already stored) message
  */
 PubsubMessage *
 pubsub_broker_publish (PubsubBroker  *self,
@@ -416,25 +418,15 @@ pubsub_broker_publish (PubsubBroker  *self,
                        const char    *id,
                        const char    *payload,
                        gsize          payload_len,
+                       gboolean      *out_duplicate,
                        GError       **error)
 {
   PubsubTopic *target;
-  PubsubMessage *message;
-  PubsubMessageInfo info = {
-    .topic = topic,
-    .id = id,
-    .payload = payload,
-    .payload_len = payload_len,
-  };
 
   g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
 
   target = pubsub_broker_get_topic (self, topic, error);
   if (target == NULL)
     return NULL;
-
-  info.time_us = g_get_real_time ();
-  message = pubsub_message_new (&info, self->encode);
-  pubsub_topic_publish (target, message);
-  return message;
+  return pubsub_topic_publish (target, id, payload, payload_len, self->encode, out_duplicate);
 }

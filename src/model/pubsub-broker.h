@@ -39,6 +39,7 @@ PubsubMessage  *pubsub_broker_publish              (PubsubBroker  *self,
                                                     const char    *id,
                                                     const char    *payload,
                                                     gsize          payload_len,
+                                                    gboolean      *out_duplicate,
                                                     GError       **error);
 
 G_END_DECLS

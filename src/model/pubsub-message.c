@@ -15,6 +15,7 @@
 struct _PubsubMessage {
   gatomicrefcount  ref_count;
   char             id[PUBSUB_UUID_LEN + 1];
+  guint64          seq;
   gint64           time_us;
   gsize            payload_offset;
   gsize            payload_len;
@@ -38,6 +39,7 @@ pubsub_message_new (const PubsubMessageInfo *info,
 
   g_atomic_ref_count_init (&self->ref_count);
   g_strlcpy (self->id, info->id, sizeof self->id);
+  self->seq = info->seq;
   self->time_us = info->time_us;
   self->payload_len = info->payload_len;
   self->frame = encode (info, &self->payload_offset);
@@ -70,6 +72,17 @@ const char *
 pubsub_message_get_id (PubsubMessage *self)
 {
   return self->id;
+}
+
+/**
+ * pubsub_message_get_seq:
+ *
+ * Returns: the message's place in its topic: 1, 2, 3, … within an epoch
+ */
+guint64
+pubsub_message_get_seq (PubsubMessage *self)
+{
+  return self->seq;
 }
 
 /**

@@ -8,11 +8,14 @@
 
 G_BEGIN_DECLS
 
-#define PUBSUB_UUID_LEN 36
+#define PUBSUB_UUID_LEN  36
+#define PUBSUB_EPOCH_LEN 16   /* lowercase hex */
 
 /* What a message is made of, before it is encoded. */
 typedef struct {
   const char *topic;        /* a valid topic name */
+  const char *epoch;        /* the topic's epoch, PUBSUB_EPOCH_LEN hex digits */
+  guint64     seq;          /* 1 for the topic's first message of its epoch */
   const char *id;           /* a valid UUID */
   const char *payload;      /* validated JSON text, forwarded unchanged */
   gsize       payload_len;
@@ -44,6 +47,7 @@ PubsubMessage  *pubsub_message_new          (const PubsubMessageInfo *info,
 PubsubMessage  *pubsub_message_ref          (PubsubMessage *self);
 void            pubsub_message_unref        (PubsubMessage *self);
 const char     *pubsub_message_get_id       (PubsubMessage *self);
+guint64         pubsub_message_get_seq      (PubsubMessage *self);
 gint64          pubsub_message_get_time     (PubsubMessage *self);
 const char     *pubsub_message_get_payload  (PubsubMessage *self,
                                              gsize         *out_len);

@@ -60,12 +60,14 @@ struct _PubsubTopic {
   GObject         parent_instance;
 
   char           *name;            /* owned */
+  char            epoch[PUBSUB_EPOCH_LEN + 1];
   PubsubMessage **history;         /* owned ring of history_size entries */
+  GHashTable     *ids;             /* owned: message id → PubsubMessage in history */
   guint           history_size;
   guint           history_start;   /* index of the oldest entry */
   guint           history_length;
   guint           subscribers;
-  guint64         messages;
+  guint64         messages;        /* also the last seq */
 };
 
 G_DEFINE_FINAL_TYPE (PubsubTopic, pubsub_topic, G_TYPE_OBJECT)
@@ -97,6 +99,7 @@ pubsub_topic_finalize (GObject *object)
   for (guint i = 0; i < self->history_length; i++)
     pubsub_message_unref (self->history[(self->history_start + i) % self->history_size]);
   g_free (self->history);
+  g_hash_table_unref (self->ids);
   g_free (self->name);
 
   G_OBJECT_CLASS (pubsub_topic_parent_class)->finalize (object);
@@ -209,6 +212,11 @@ pubsub_topic_class_init (PubsubTopicClass *klass)
 static void
 pubsub_topic_init (PubsubTopic *self)
 {
+  /* Random per creation: a topic created again under the same name, or by a
+   * restarted server, never looks like the one a client knew. */
+  g_snprintf (self->epoch, sizeof self->epoch, "%08x%08x", g_random_int (), g_random_int ());
+  /* Keys point into the messages, which the history holds. */
+  self->ids = g_hash_table_new (g_str_hash, g_str_equal);
 }
 
 PubsubTopic *
@@ -270,6 +278,18 @@ pubsub_topic_get_history_item (PubsubTopic *self,
 }
 
 static void
+history_forget (PubsubTopic   *self,
+                PubsubMessage *message)
+{
+  const char *id = pubsub_message_get_id (message);
+
+  /* A later message may have reused the id after this one left the index. */
+  if (g_hash_table_lookup (self->ids, id) == message)
+    g_hash_table_remove (self->ids, id);
+  pubsub_message_unref (message);
+}
+
+static void
 history_append (PubsubTopic   *self,
                 PubsubMessage *message)
 {
@@ -281,7 +301,7 @@ history_append (PubsubTopic   *self,
   if (self->history_length == self->history_size)
     {
       slot = self->history_start;
-      pubsub_message_unref (self->history[slot]);
+      history_forget (self, self->history[slot]);
       self->history_start = (self->history_start + 1) % self->history_size;
     }
   else
@@ -290,26 +310,133 @@ history_append (PubsubTopic   *self,
       self->history_length++;
     }
   self->history[slot] = pubsub_message_ref (message);
+  g_hash_table_insert (self->ids, (gpointer) pubsub_message_get_id (message), message);
 }
 
 /**
  * pubsub_topic_publish:
- * @message: the message, already serialized
+ * @id: a valid UUID
+ * @payload: validated JSON text, forwarded unchanged
+ * @payload_len: its length
+ * @encode: how the message becomes bytes (once)
+ * @out_duplicate: (out) (optional): whether @id was already in the history
  *
- * Stores @message in the history, counts it and fans it out. Single-threaded
- * like the rest of the daemon, so a subscriber replaying the history can never
- * miss or repeat a message published around its subscription.
+ * Gives the message the next seq, stores it in the history, counts it and
+ * fans it out. A message whose id is still in the history is not published
+ * again: the stored one is returned, so a client can retry a publish whose
+ * ack it never saw. Single-threaded like the rest of the daemon, so a
+ * subscriber replaying the history can never miss or repeat a message
+ * published around its subscription.
+ *
+ * Returns: (transfer full): the message published, or the stored duplicate
  */
-void
-pubsub_topic_publish (PubsubTopic   *self,
-                      PubsubMessage *message)
+PubsubMessage *
+pubsub_topic_publish (PubsubTopic          *self,
+                      const char           *id,
+                      const char           *payload,
+                      gsize                 payload_len,
+                      PubsubMessageEncoder  encode,
+                      gboolean             *out_duplicate)
 {
-  g_return_if_fail (PUBSUB_IS_TOPIC (self));
+  PubsubMessage *message;
+  PubsubMessageInfo info = {
+    .topic = self->name,
+    .epoch = self->epoch,
+    .id = id,
+    .payload = payload,
+    .payload_len = payload_len,
+  };
 
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), NULL);
+
+  message = g_hash_table_lookup (self->ids, id);
+  if (out_duplicate != NULL)
+    *out_duplicate = message != NULL;
+  if (message != NULL)
+    return pubsub_message_ref (message);
+
+  info.seq = self->messages + 1;
+  info.time_us = g_get_real_time ();
+  message = pubsub_message_new (&info, encode);
   history_append (self, message);
   self->messages++;
   g_signal_emit (self, signals[SIGNAL_EVENT], 0, message);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGES]);
+  return message;
+}
+
+/**
+ * pubsub_topic_get_epoch:
+ *
+ * Returns: the PUBSUB_EPOCH_LEN lowercase hex digits chosen at creation
+ */
+const char *
+pubsub_topic_get_epoch (PubsubTopic *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), NULL);
+
+  return self->epoch;
+}
+
+/**
+ * pubsub_topic_get_first_seq:
+ *
+ * Returns: the seq of the oldest stored message; the last seq + 1 when
+ *   nothing is stored
+ */
+guint64
+pubsub_topic_get_first_seq (PubsubTopic *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), 0);
+
+  return self->messages - self->history_length + 1;
+}
+
+/**
+ * pubsub_topic_get_message:
+ * @seq: a seq between the first stored and the last
+ *
+ * Returns: (transfer none): the stored message with that seq
+ */
+PubsubMessage *
+pubsub_topic_get_message (PubsubTopic *self,
+                          guint64      seq)
+{
+  guint64 first = pubsub_topic_get_first_seq (self);
+
+  g_return_val_if_fail (seq >= first && seq <= self->messages, NULL);
+
+  return pubsub_topic_get_history_item (self, (guint) (seq - first));
+}
+
+/**
+ * pubsub_topic_replay_start:
+ * @since: (nullable): where the client says it stopped
+ * @last_n: how many stored messages to replay when @since cannot be honoured
+ * @out_recovered: (out): whether @since was honoured
+ *
+ * Where a new subscription's replay begins (SPEC §8): right after
+ * @since->seq when it names this epoch and every message after it is still
+ * stored; otherwise the last min(@last_n, stored) messages.
+ *
+ * Returns: the seq of the last message *not* replayed (the replay is
+ *   everything after it, up to the last seq)
+ */
+guint64
+pubsub_topic_replay_start (PubsubTopic          *self,
+                           const PubsubPosition *since,
+                           guint64               last_n,
+                           gboolean             *out_recovered)
+{
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), 0);
+
+  *out_recovered = since != NULL &&
+                   strcmp (since->epoch, self->epoch) == 0 &&
+                   since->seq <= self->messages &&
+                   since->seq + 1 >= pubsub_topic_get_first_seq (self);
+  if (*out_recovered)
+    return since->seq;
+  return self->messages - MIN (last_n, (guint64) self->history_length);
 }
 
 void

@@ -19,6 +19,12 @@ gboolean        pubsub_check_topic_name          (const char    *name,
                                                   GError       **error) G_GNUC_WARN_UNUSED_RESULT;
 void            pubsub_set_topic_name_error      (GError       **error);
 
+/* A place in a topic's stream: what a client saw last. */
+typedef struct {
+  guint64 seq;
+  char    epoch[PUBSUB_EPOCH_LEN + 1];
+} PubsubPosition;
+
 #define PUBSUB_TYPE_TOPIC (pubsub_topic_get_type ())
 
 G_DECLARE_FINAL_TYPE (PubsubTopic, pubsub_topic, PUBSUB, TOPIC, GObject)
@@ -31,8 +37,20 @@ guint64         pubsub_topic_get_messages        (PubsubTopic   *self);
 guint           pubsub_topic_get_history_length  (PubsubTopic   *self);
 PubsubMessage  *pubsub_topic_get_history_item    (PubsubTopic   *self,
                                                   guint          index);
-void            pubsub_topic_publish             (PubsubTopic   *self,
-                                                  PubsubMessage *message);
+const char     *pubsub_topic_get_epoch           (PubsubTopic   *self);
+guint64         pubsub_topic_get_first_seq       (PubsubTopic   *self);
+PubsubMessage  *pubsub_topic_get_message         (PubsubTopic   *self,
+                                                  guint64        seq);
+guint64         pubsub_topic_replay_start        (PubsubTopic   *self,
+                                                  const PubsubPosition *since,
+                                                  guint64        last_n,
+                                                  gboolean      *out_recovered);
+PubsubMessage  *pubsub_topic_publish             (PubsubTopic   *self,
+                                                  const char    *id,
+                                                  const char    *payload,
+                                                  gsize          payload_len,
+                                                  PubsubMessageEncoder encode,
+                                                  gboolean      *out_duplicate);
 void            pubsub_topic_add_subscriber      (PubsubTopic   *self);
 void            pubsub_topic_remove_subscriber   (PubsubTopic   *self);
 void            pubsub_topic_mark_deleted        (PubsubTopic   *self);

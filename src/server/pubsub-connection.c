@@ -274,12 +274,19 @@ handle_subscribe (PubsubConnection     *self,
                   GError              **error)
 {
   PubsubTopic *topic = pubsub_broker_get_topic (self->broker, request->topic, error);
+  g_autoptr(GBytes) ack = NULL;
+  gboolean recovered;
+  guint64 replay_after;
 
   if (topic == NULL)
     return FALSE;
+  replay_after = pubsub_topic_replay_start (topic, request->has_since ? &request->since : NULL,
+                                            request->last_n, &recovered);
   /* The ack goes first, then the replay, then live events. */
-  send_ack (self, request);
-  pubsub_subscriber_subscribe (self->subscriber, topic, request->client_id, request->last_n);
+  ack = pubsub_frame_new_subscribe_ack (request, pubsub_topic_get_epoch (topic),
+                                        pubsub_topic_get_messages (topic), recovered);
+  pubsub_subscriber_send (self->subscriber, ack);
+  pubsub_subscriber_subscribe (self->subscriber, topic, request->client_id, replay_after);
   return TRUE;
 }
 
@@ -301,12 +308,15 @@ handle_publish (PubsubConnection     *self,
                 GError              **error)
 {
   g_autoptr(PubsubMessage) message = NULL;
+  g_autoptr(GBytes) ack = NULL;
+  gboolean duplicate;
 
   message = pubsub_broker_publish (self->broker, request->topic, request->message_id,
-                                   request->payload, request->payload_len, error);
+                                   request->payload, request->payload_len, &duplicate, error);
   if (message == NULL)
     return FALSE;
-  send_ack (self, request);
+  ack = pubsub_frame_new_publish_ack (request, pubsub_message_get_seq (message), duplicate);
+  pubsub_subscriber_send (self->subscriber, ack);
   return TRUE;
 }
 

@@ -552,9 +552,10 @@ on_topic_deleted (PubsubTopic *topic,
  * pubsub_subscriber_subscribe:
  * @topic: the topic
  * @client_id: the client's name for itself, kept for diagnostics
- * @last_n: how many stored messages to replay first
+ * @replay_after: the seq after which the replay starts (the topic's last
+ *   seq for none): see pubsub_topic_replay_start()
  *
- * Replays the last min(@last_n, stored) messages, oldest first, then
+ * Replays the stored messages after @replay_after, oldest first, then
  * delivers live events. The replay is paced by the client: it counts
  * against queue-size, and what the kernel has taken no longer counts. The
  * daemon is single-threaded and the replay reads from the history by
@@ -566,10 +567,9 @@ gboolean
 pubsub_subscriber_subscribe (PubsubSubscriber *self,
                              PubsubTopic      *topic,
                              const char       *client_id,
-                             guint64           last_n)
+                             guint64           replay_after)
 {
   const char *name = pubsub_topic_get_name (topic);
-  guint stored = pubsub_topic_get_history_length (topic);
   Subscription *subscription;
 
   g_return_val_if_fail (PUBSUB_IS_SUBSCRIBER (self), FALSE);
@@ -585,7 +585,7 @@ pubsub_subscriber_subscribe (PubsubSubscriber *self,
     g_signal_connect (topic, "event", G_CALLBACK (on_topic_event), subscription);
   subscription->deleted_handler =
     g_signal_connect (topic, "deleted", G_CALLBACK (on_topic_deleted), subscription);
-  subscription->replay_next = pubsub_topic_get_messages (topic) - MIN (last_n, (guint64) stored);
+  subscription->replay_next = replay_after;
   g_hash_table_insert (self->subscriptions, (gpointer) name, subscription);
   pubsub_topic_add_subscriber (topic);
 

@@ -26,7 +26,7 @@ void              pubsub_subscriber_send_final         (PubsubSubscriber *self,
 gboolean          pubsub_subscriber_subscribe          (PubsubSubscriber *self,
                                                         PubsubTopic      *topic,
                                                         const char       *client_id,
-                                                        guint64           last_n);
+                                                        guint64           replay_after);
 gboolean          pubsub_subscriber_unsubscribe        (PubsubSubscriber *self,
                                                         const char       *topic);
 void              pubsub_subscriber_unsubscribe_all    (PubsubSubscriber *self);

@@ -171,27 +171,23 @@ parse_client_id (const PubsubJsonValue  *value,
   return TRUE;
 }
 
-/* A JSON integer ≥ 0, saturated at G_MAXUINT64 (no history is that long). */
+/* A JSON integer ≥ 0, saturated at G_MAXUINT64 (no history is that long).
+ * Returns: FALSE if @value is anything else */
 static gboolean
-parse_last_n (const PubsubJsonValue *value,
-              guint64               *last_n,
-              GError               **error)
+read_count (const PubsubJsonValue *value,
+            guint64               *count)
 {
-  const char *p;
-  const char *end;
+  const char *p = value->text;
+  const char *end = value->text + value->len;
   gboolean negative;
 
-  *last_n = 0;
-  if (is_null (value))
-    return TRUE;
+  *count = 0;
   if (value->kind != PUBSUB_JSON_NUMBER ||
       memchr (value->text, '.', value->len) != NULL ||
       memchr (value->text, 'e', value->len) != NULL ||
       memchr (value->text, 'E', value->len) != NULL)
-    return bad_request (error, "field 'last_n' must be an integer >= 0");
+    return FALSE;
 
-  p = value->text;
-  end = value->text + value->len;
   negative = *p == '-';
   if (negative)
     p++;
@@ -199,13 +195,68 @@ parse_last_n (const PubsubJsonValue *value,
     {
       guint digit = (guint) (*p - '0');
 
-      if (*last_n > (G_MAXUINT64 - digit) / 10)
-        *last_n = G_MAXUINT64;
+      if (*count > (G_MAXUINT64 - digit) / 10)
+        *count = G_MAXUINT64;
       else
-        *last_n = *last_n * 10 + digit;
+        *count = *count * 10 + digit;
     }
-  if (negative && *last_n != 0)
+  return !negative || *count == 0;
+}
+
+static gboolean
+parse_last_n (const PubsubJsonValue *value,
+              guint64               *last_n,
+              GError               **error)
+{
+  *last_n = 0;
+  if (is_null (value))
+    return TRUE;
+  if (!read_count (value, last_n))
     return bad_request (error, "field 'last_n' must be an integer >= 0");
+  return TRUE;
+}
+
+static gboolean
+is_epoch (const char *text,
+          gsize       len)
+{
+  if (len != PUBSUB_EPOCH_LEN)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isdigit (text[i]) && !(text[i] >= 'a' && text[i] <= 'f'))
+      return FALSE;
+  return TRUE;
+}
+
+/* {"seq": N, "epoch": "E"}: N an integer >= 0, E a string. An E that is not
+ * an epoch's shape is kept as "", which matches no topic: the client then
+ * gets recovered:false, as for any other epoch it cannot have. */
+static gboolean
+parse_since (const PubsubJsonValue *value,
+             PubsubRequest         *request,
+             GError               **error)
+{
+  static const char shape[] =
+    "field 'since' must be an object {\"seq\": integer >= 0, \"epoch\": string}";
+  PubsubJsonMember members[MAX_FIELDS];
+  const PubsubJsonValue *seq;
+  const PubsubJsonValue *epoch;
+  guint n_members;
+
+  if (is_null (value))
+    return TRUE;
+  if (value->kind != PUBSUB_JSON_OBJECT ||
+      !pubsub_json_object_members (value, members, MAX_FIELDS, &n_members))
+    return bad_request (error, shape);
+  seq = find_field (members, n_members, "seq");
+  epoch = find_field (members, n_members, "epoch");
+  if (seq == NULL || epoch == NULL || epoch->kind != PUBSUB_JSON_STRING ||
+      !read_count (seq, &request->since.seq))
+    return bad_request (error, shape);
+  request->has_since = TRUE;
+  /* The request was zeroed: the epoch stays "" unless it has the shape. */
+  if (is_epoch (epoch->text + 1, epoch->len - 2))
+    memcpy (request->since.epoch, epoch->text + 1, PUBSUB_EPOCH_LEN);
   return TRUE;
 }
 
@@ -308,7 +359,8 @@ pubsub_request_parse (const char     *text,
     case PUBSUB_REQUEST_SUBSCRIBE:
       return parse_topic (find_field (members, n_members, "topic"), request->topic, error) &&
              parse_client_id (find_field (members, n_members, "client_id"), &request->client_id, error) &&
-             parse_last_n (find_field (members, n_members, "last_n"), &request->last_n, error);
+             parse_last_n (find_field (members, n_members, "last_n"), &request->last_n, error) &&
+             parse_since (find_field (members, n_members, "since"), request, error);
     case PUBSUB_REQUEST_UNSUBSCRIBE:
       return parse_topic (find_field (members, n_members, "topic"), request->topic, error) &&
              parse_client_id (find_field (members, n_members, "client_id"), &request->client_id, error);
@@ -391,6 +443,8 @@ finish_with_timestamp (GString *json)
   return frame;
 }
 
+static gsize format_u64 (guint64 value, char out[20]);
+
 /* One piece of a frame's JSON text. */
 typedef struct {
   const char *text;
@@ -440,14 +494,19 @@ pubsub_frame_new_event (const PubsubMessageInfo *info,
                         gsize                   *out_payload_offset)
 {
   char ts[PUBSUB_TIMESTAMP_LEN + 1];
+  char seq[20];
   const Piece pieces[] = {
     LITERAL ("{\"type\":\"event\",\"topic\":\""),
     { info->topic, strlen (info->topic) },
     LITERAL ("\",\"message\":{\"id\":\""),
-    { info->id, strlen (info->id) },
+    { info->id, PUBSUB_UUID_LEN },
     LITERAL ("\",\"payload\":"),
     { info->payload, info->payload_len },
-    LITERAL ("},\"ts\":\""),
+    LITERAL ("},\"seq\":"),
+    { seq, format_u64 (info->seq, seq) },
+    LITERAL (",\"epoch\":\""),
+    { info->epoch, PUBSUB_EPOCH_LEN },
+    LITERAL ("\",\"ts\":\""),
     { ts, PUBSUB_TIMESTAMP_LEN },
     LITERAL ("\"}"),
   };
@@ -474,14 +533,12 @@ request_id_pieces (const PubsubRequest *request,
                      : (Piece) { "", 0 };
 }
 
-/**
- * pubsub_frame_new_ack:
- * @request: (nullable): the request being acknowledged
- * @topic: the topic it is about
- */
-GBytes *
-pubsub_frame_new_ack (const PubsubRequest *request,
-                      const char          *topic)
+/* An ack with @fields (",\"name\":value…", already JSON) after its status. */
+static GBytes *
+ack_with_fields (const PubsubRequest *request,
+                 const char          *topic,
+                 const char          *fields,
+                 gsize                fields_len)
 {
   char ts[PUBSUB_TIMESTAMP_LEN + 1];
   Piece pieces[] = {
@@ -489,7 +546,9 @@ pubsub_frame_new_ack (const PubsubRequest *request,
     { NULL, 0 }, { NULL, 0 },   /* request_id */
     LITERAL (",\"topic\":\""),
     { topic, strlen (topic) },
-    LITERAL ("\",\"status\":\"ok\",\"ts\":\""),
+    LITERAL ("\",\"status\":\"ok\""),
+    { fields, fields_len },
+    LITERAL (",\"ts\":\""),
     { ts, PUBSUB_TIMESTAMP_LEN },
     LITERAL ("\"}"),
   };
@@ -504,12 +563,94 @@ pubsub_frame_new_ack (const PubsubRequest *request,
       g_string_append (json, ",\"topic\":");
       append_json_string (json, topic);
       g_string_append (json, ",\"status\":\"ok\"");
+      g_string_append_len (json, fields, (gssize) fields_len);
       return finish_with_timestamp (json);
     }
 
   request_id_pieces (request, &pieces[1]);
   pubsub_format_timestamp (g_get_real_time (), ts);
   return frame_from_pieces (pieces, G_N_ELEMENTS (pieces));
+}
+
+/* Decimal digits of @value into @out (no NUL). Returns: their number */
+static gsize
+format_u64 (guint64 value,
+            char    out[20])
+{
+  char digits[20];
+  gsize n = 0;
+
+  do
+    {
+      digits[n++] = (char) ('0' + value % 10);
+      value /= 10;
+    }
+  while (value != 0);
+  for (gsize i = 0; i < n; i++)
+    out[i] = digits[n - 1 - i];
+  return n;
+}
+
+/**
+ * pubsub_frame_new_ack:
+ * @request: (nullable): the request being acknowledged
+ * @topic: the topic it is about
+ *
+ * The plain ack (unsubscribe).
+ */
+GBytes *
+pubsub_frame_new_ack (const PubsubRequest *request,
+                      const char          *topic)
+{
+  return ack_with_fields (request, topic, "", 0);
+}
+
+/**
+ * pubsub_frame_new_publish_ack:
+ * @request: the publish
+ * @seq: the message's seq
+ * @duplicate: whether the id was already stored (nothing was published)
+ */
+GBytes *
+pubsub_frame_new_publish_ack (const PubsubRequest *request,
+                              guint64              seq,
+                              gboolean             duplicate)
+{
+  static const char seq_field[] = ",\"seq\":";
+  static const char duplicate_field[] = ",\"duplicate\":true";
+  char fields[sizeof seq_field + 20 + sizeof duplicate_field];
+  gsize len = sizeof seq_field - 1;
+
+  memcpy (fields, seq_field, len);
+  len += format_u64 (seq, fields + len);
+  if (duplicate)
+    {
+      memcpy (fields + len, duplicate_field, sizeof duplicate_field - 1);
+      len += sizeof duplicate_field - 1;
+    }
+  return ack_with_fields (request, request->topic, fields, len);
+}
+
+/**
+ * pubsub_frame_new_subscribe_ack:
+ * @request: the subscribe
+ * @epoch: the topic's epoch
+ * @seq: the topic's last seq: the replay ends there
+ * @recovered: whether the request's since was honoured; only said when the
+ *   request had one
+ */
+GBytes *
+pubsub_frame_new_subscribe_ack (const PubsubRequest *request,
+                                const char          *epoch,
+                                guint64              seq,
+                                gboolean             recovered)
+{
+  g_autoptr(GString) fields = g_string_sized_new (96);
+
+  g_string_append_printf (fields, ",\"epoch\":\"%s\",\"seq\":%" G_GUINT64_FORMAT, epoch, seq);
+  if (request->has_since)
+    g_string_append (fields, recovered ? ",\"recovered\":true" : ",\"recovered\":false");
+  return ack_with_fields (request, request->topic, fields->str, fields->len);
 }
 
 /**
@@ -585,6 +726,7 @@ pubsub_frame_new_info (const char *msg,
  * @topic: the topic's name
  * @id: (nullable): a UUID, or %NULL / "" for a fresh one
  * @payload_json: any JSON value, checked strictly
+ * @out_duplicate: (out) (optional): whether the id was already stored
  * @error: BAD_REQUEST or TOPIC_NOT_FOUND
  *
  * The entry point for callers that have not validated their input (D-Bus):
@@ -597,6 +739,7 @@ pubsub_publish_json (PubsubBroker  *broker,
                      const char    *topic,
                      const char    *id,
                      const char    *payload_json,
+                     gboolean      *out_duplicate,
                      GError       **error)
 {
   g_autofree char *fresh_id = NULL;
@@ -620,5 +763,6 @@ pubsub_publish_json (PubsubBroker  *broker,
       g_prefix_error (error, "payload: ");
       return NULL;
     }
-  return pubsub_broker_publish (broker, topic, id, payload.text, payload.len, error);
+  return pubsub_broker_publish (broker, topic, id, payload.text, payload.len, out_duplicate,
+                                error);
 }

@@ -31,6 +31,8 @@ typedef struct {
   char               topic[PUBSUB_TOPIC_NAME_MAX + 1];
   char              *client_id;        /* owned, decoded */
   guint64            last_n;           /* saturated, 0 when absent */
+  gboolean           has_since;
+  PubsubPosition     since;            /* epoch "" when it cannot be one */
   char               message_id[PUBSUB_UUID_LEN + 1];
   const char        *payload;          /* raw JSON text of message.payload */
   gsize              payload_len;
@@ -51,6 +53,13 @@ GBytes   *pubsub_frame_new_event         (const PubsubMessageInfo *info,
                                           gsize                   *out_payload_offset);
 GBytes   *pubsub_frame_new_ack           (const PubsubRequest *request,
                                           const char          *topic);
+GBytes   *pubsub_frame_new_publish_ack   (const PubsubRequest *request,
+                                          guint64              seq,
+                                          gboolean             duplicate);
+GBytes   *pubsub_frame_new_subscribe_ack (const PubsubRequest *request,
+                                          const char          *epoch,
+                                          guint64              seq,
+                                          gboolean             recovered);
 GBytes   *pubsub_frame_new_error         (const PubsubRequest *request,
                                           const GError        *error);
 GBytes   *pubsub_frame_new_pong          (const PubsubRequest *request);
@@ -61,6 +70,7 @@ PubsubMessage *pubsub_publish_json       (PubsubBroker  *broker,
                                           const char    *topic,
                                           const char    *id,
                                           const char    *payload_json,
+                                          gboolean      *out_duplicate,
                                           GError       **error);
 
 G_END_DECLS
