@@ -23,12 +23,10 @@
 #include "pubsub-connection.h"
 #include "pubsub-error.h"
 #include "pubsub-http.h"
-#include "pubsub-json.h"
 #include "pubsub-protocol.h"
+#include "pubsub-rest.h"
 
 #define BODY_KEY "pubsub-body"
-/* Fields a POST /topics body may have. */
-#define PUBSUB_REST_MAX_FIELDS 64
 
 struct _PubsubHttpServer {
   GObject         parent_instance;
@@ -223,56 +221,6 @@ handle_list_topics (PubsubHttpServer  *self,
   respond_json (msg, SOUP_STATUS_OK, node);
 }
 
-/* The body must be strict JSON: json-glib 1.6 would take comments, single
- * quotes and hex, and silently cut "a\u0000b" to "a". Our strict reader
- * finds the name and decodes it with its length. */
-static char *
-parse_topic_name (RequestBody  *body,
-                  GError      **error)
-{
-  PubsubJsonMember members[PUBSUB_REST_MAX_FIELDS];
-  const char *text = (const char *) body->data->data;
-  gsize len = body->data->len;
-  const PubsubJsonValue *name;
-  g_autofree char *decoded = NULL;
-  PubsubJsonValue root;
-  gsize decoded_len;
-  guint n_members;
-
-  if (!pubsub_json_validate (text, len, &root, error))
-    {
-      g_prefix_error (error, "request body is ");
-      return NULL;
-    }
-  if (root.kind != PUBSUB_JSON_OBJECT ||
-      !pubsub_json_object_members (&root, members, G_N_ELEMENTS (members), &n_members))
-    {
-      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
-                           "request body must be a JSON object like {\"name\":\"orders\"}");
-      return NULL;
-    }
-  name = pubsub_json_find_member (members, n_members, "name", strlen ("name"));
-  if (name == NULL || name->kind == PUBSUB_JSON_NULL)
-    {
-      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
-                           "missing field 'name'");
-      return NULL;
-    }
-  if (name->kind != PUBSUB_JSON_STRING)
-    {
-      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
-                           "field 'name' must be a string");
-      return NULL;
-    }
-  decoded = pubsub_json_string_decode (name, &decoded_len);
-  if (!pubsub_topic_name_is_valid (decoded, decoded_len))
-    {
-      pubsub_set_topic_name_error (error);
-      return NULL;
-    }
-  return g_steal_pointer (&decoded);
-}
-
 static void
 handle_create_topic (PubsubHttpServer  *self,
                      SoupServerMessage *msg)
@@ -287,7 +235,8 @@ handle_create_topic (PubsubHttpServer  *self,
                      "request body is larger than max-message-bytes");
       return;
     }
-  name = parse_topic_name (body, &error);
+  name = pubsub_rest_parse_topic_body ((const char *) body->data->data, body->data->len,
+                                       &error);
   if (name == NULL || pubsub_broker_create_topic (self->broker, name, &error) == NULL)
     {
       respond_gerror (msg, error);
