@@ -648,9 +648,11 @@ static const RouteCase route_cases[] = {
   { "DELETE", "/health", "GET" },
   { "POST", "/stats", "GET" },
   { "PUT", "/stats", "GET" },
-  { "GET", "/topics/orders", "DELETE" },
-  { "POST", "/topics/orders", "DELETE" },
-  { "PUT", "/topics/orders", "DELETE" },
+  { "POST", "/topics/orders", "GET, DELETE" },
+  { "PUT", "/topics/orders", "GET, DELETE" },
+  { "PUT", "/topics/orders/messages", "GET, POST" },
+  { "DELETE", "/topics/orders/messages", "GET, POST" },
+  { "PATCH", "/topics/orders/messages", "GET, POST" },
   { "POST", "/ws", "GET" },
   { "GET", "/", NULL },
   { "GET", "/nope", NULL },
@@ -661,6 +663,9 @@ static const RouteCase route_cases[] = {
   { "POST", "/nope", NULL },
   { "DELETE", "/nope/orders", NULL },
   { "GET", "/TOPICS", NULL },
+  { "GET", "/topics/orders/other", NULL },
+  { "GET", "/topics/orders/messages/1", NULL },
+  { "POST", "/topics/orders/", NULL },
 };
 
 static gint

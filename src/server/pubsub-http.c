@@ -23,6 +23,7 @@
 #include "pubsub-connection.h"
 #include "pubsub-error.h"
 #include "pubsub-http.h"
+#include "pubsub-json.h"
 #include "pubsub-protocol.h"
 #include "pubsub-rest.h"
 
@@ -39,6 +40,7 @@ struct _PubsubHttpServer {
   char           *address;          /* owned: as bound, HOST:PORT */
   char           *api_key;          /* owned, nullable */
   guint           queue_size;
+  guint           history_size;
   guint           max_message_bytes;
   guint           max_connections;
   guint           heartbeat_interval;
@@ -245,6 +247,24 @@ handle_create_topic (PubsubHttpServer  *self,
   respond_status (msg, SOUP_STATUS_CREATED, "created", name);
 }
 
+/* The 404 of a name from a path: no valid topic has an invalid name, and
+ * its text may not even be UTF-8. Returns: FALSE if it was answered */
+static gboolean
+check_path_name (SoupServerMessage *msg,
+                 const char        *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *shown = NULL;
+
+  if (pubsub_topic_name_is_valid (name, strlen (name)))
+    return TRUE;
+  shown = g_utf8_make_valid (name, -1);
+  g_set_error (&error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
+               "topic '%s' does not exist", shown);
+  respond_gerror (msg, error);
+  return FALSE;
+}
+
 static void
 handle_delete_topic (PubsubHttpServer  *self,
                      SoupServerMessage *msg,
@@ -252,22 +272,240 @@ handle_delete_topic (PubsubHttpServer  *self,
 {
   g_autoptr(GError) error = NULL;
 
-  /* No valid topic has such a name, and its text may not even be UTF-8. */
-  if (!pubsub_topic_name_is_valid (name, strlen (name)))
-    {
-      g_autofree char *shown = g_utf8_make_valid (name, -1);
-
-      g_set_error (&error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
-                   "topic '%s' does not exist", shown);
-      respond_gerror (msg, error);
-      return;
-    }
+  if (!check_path_name (msg, name))
+    return;
   if (!pubsub_broker_delete_topic (self->broker, name, &error))
     {
       respond_gerror (msg, error);
       return;
     }
   respond_status (msg, SOUP_STATUS_OK, "deleted", name);
+}
+
+/* Takes @json (a complete JSON text) as the response body. */
+static void
+respond_json_text (SoupServerMessage *msg,
+                   guint              status,
+                   GString           *json)
+{
+  gsize len = json->len;
+
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE,
+                                    g_string_free (json, FALSE), len);
+}
+
+/* Returns: (transfer none) (nullable): the topic, or NULL once answered 404 */
+static PubsubTopic *
+find_topic (PubsubHttpServer  *self,
+            SoupServerMessage *msg,
+            const char        *name)
+{
+  g_autoptr(GError) error = NULL;
+  PubsubTopic *topic;
+
+  if (!check_path_name (msg, name))
+    return NULL;
+  topic = pubsub_broker_get_topic (self->broker, name, &error);
+  if (topic == NULL)
+    respond_gerror (msg, error);
+  return topic;
+}
+
+/* GET /topics/{name} */
+static void
+handle_topic_info (PubsubHttpServer  *self,
+                   SoupServerMessage *msg,
+                   const char        *name)
+{
+  PubsubTopic *topic = find_topic (self, msg, name);
+  GString *json;
+
+  if (topic == NULL)
+    return;
+  json = g_string_new ("{\"name\":");
+  pubsub_json_append_string (json, name);
+  g_string_append_printf (json, ",\"epoch\":\"%s\",\"seq\":%" G_GUINT64_FORMAT
+                          ",\"messages\":%" G_GUINT64_FORMAT ",\"stored\":%u,\"subscribers\":%u}",
+                          pubsub_topic_get_epoch (topic), pubsub_topic_get_messages (topic),
+                          pubsub_topic_get_messages (topic),
+                          pubsub_topic_get_history_length (topic),
+                          pubsub_topic_get_subscribers (topic));
+  respond_json_text (msg, SOUP_STATUS_OK, json);
+}
+
+/* POST /topics/{name}/messages: what a WebSocket publish does, over HTTP. */
+static void
+handle_publish_message (PubsubHttpServer  *self,
+                        SoupServerMessage *msg,
+                        const char        *name)
+{
+  RequestBody *body = g_object_get_data (G_OBJECT (msg), BODY_KEY);
+  g_autoptr(PubsubMessage) message = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *fresh_id = NULL;
+  PubsubRestPublish request;
+  gboolean duplicate;
+  GString *json;
+
+  if (body->too_large)
+    {
+      respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE",
+                     "request body is larger than max-message-bytes");
+      return;
+    }
+  if (find_topic (self, msg, name) == NULL)
+    return;
+  if (!pubsub_rest_parse_publish_body ((const char *) body->data->data, body->data->len,
+                                       &request, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  if (request.id[0] == '\0')
+    g_strlcpy (request.id, fresh_id = g_uuid_string_random (), sizeof request.id);
+  message = pubsub_broker_publish (self->broker, name, request.id, request.payload,
+                                   request.payload_len, &duplicate, &error);
+  if (message == NULL)
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  json = g_string_new ("{\"status\":\"published\",\"topic\":");
+  pubsub_json_append_string (json, name);
+  g_string_append_printf (json, ",\"id\":\"%s\",\"seq\":%" G_GUINT64_FORMAT "%s}",
+                          request.id, pubsub_message_get_seq (message),
+                          duplicate ? ",\"duplicate\":true" : "");
+  respond_json_text (msg, duplicate ? SOUP_STATUS_OK : SOUP_STATUS_CREATED, json);
+}
+
+static gboolean
+bad_query (GError     **error,
+           const char  *message)
+{
+  g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST, message);
+  return FALSE;
+}
+
+/* Reads ?since, ?last_n and ?limit into the first and last seq to return.
+ * Returns: FALSE once answered 400 */
+static gboolean
+messages_window (PubsubHttpServer  *self,
+                 SoupServerMessage *msg,
+                 PubsubTopic       *topic,
+                 GHashTable        *query,
+                 guint64           *out_first,
+                 guint64           *out_last,
+                 gboolean          *out_truncated)
+{
+  const char *since = query != NULL ? g_hash_table_lookup (query, "since") : NULL;
+  const char *last_n = query != NULL ? g_hash_table_lookup (query, "last_n") : NULL;
+  const char *limit_text = query != NULL ? g_hash_table_lookup (query, "limit") : NULL;
+  guint64 last = pubsub_topic_get_messages (topic);
+  guint64 stored_first = pubsub_topic_get_first_seq (topic);
+  guint64 limit = self->history_size;
+  guint64 value = 0;
+  g_autoptr(GError) error = NULL;
+  gboolean ok = TRUE;
+
+  if (since != NULL && last_n != NULL)
+    ok = bad_query (&error, "give either 'since' or 'last_n', not both");
+  if (ok && limit_text != NULL)
+    ok = pubsub_rest_parse_count ("limit", limit_text, &limit, &error);
+  if (ok && limit == 0)
+    ok = bad_query (&error, "query parameter 'limit' must be at least 1");
+  if (ok && (since != NULL || last_n != NULL))
+    ok = pubsub_rest_parse_count (since != NULL ? "since" : "last_n",
+                                  since != NULL ? since : last_n, &value, &error);
+  if (!ok)
+    {
+      respond_gerror (msg, error);
+      return FALSE;
+    }
+
+  *out_truncated = FALSE;
+  if (since != NULL)
+    {
+      /* Messages after seq N; what the history has moved past is gone. */
+      *out_first = value >= last ? last + 1 : MAX (value + 1, stored_first);
+      *out_truncated = value + 1 < stored_first;
+    }
+  else if (last_n != NULL)
+    *out_first = last + 1 - MIN (value, last + 1 - stored_first);
+  else
+    *out_first = stored_first;
+  /* At most history-size, oldest first: page forward with since. */
+  limit = MIN (limit, self->history_size);
+  *out_last = *out_first + MIN (limit, last + 1 - *out_first) - 1;
+  return TRUE;
+}
+
+/* GET /topics/{name}/messages */
+static void
+handle_list_messages (PubsubHttpServer  *self,
+                      SoupServerMessage *msg,
+                      const char        *name,
+                      GHashTable        *query)
+{
+  PubsubTopic *topic = find_topic (self, msg, name);
+  gboolean truncated;
+  guint64 first;
+  guint64 last;
+  GString *json;
+
+  if (topic == NULL || !messages_window (self, msg, topic, query, &first, &last, &truncated))
+    return;
+  json = g_string_sized_new (256);
+  g_string_append (json, "{\"topic\":");
+  pubsub_json_append_string (json, name);
+  g_string_append_printf (json, ",\"epoch\":\"%s\",\"seq\":%" G_GUINT64_FORMAT
+                          ",\"truncated\":%s,\"messages\":[",
+                          pubsub_topic_get_epoch (topic), pubsub_topic_get_messages (topic),
+                          truncated ? "true" : "false");
+  for (guint64 seq = first; seq <= last; seq++)
+    {
+      if (seq != first)
+        g_string_append_c (json, ',');
+      pubsub_rest_append_message (json, pubsub_topic_get_message (topic, seq));
+    }
+  g_string_append (json, "]}");
+  respond_json_text (msg, SOUP_STATUS_OK, json);
+}
+
+/* /topics/{name} and /topics/{name}/messages (@rest is what follows
+ * "/topics/", already percent-decoded by libsoup; no topic name has a '/'). */
+static void
+route_topic (PubsubHttpServer  *self,
+             SoupServerMessage *msg,
+             const char        *rest,
+             GHashTable        *query)
+{
+  const char *method = soup_server_message_get_method (msg);
+  const char *slash = strchr (rest, '/');
+  g_autofree char *name = NULL;
+
+  if (slash == NULL)
+    {
+      if (method == SOUP_METHOD_GET)
+        handle_topic_info (self, msg, rest);
+      else if (method == SOUP_METHOD_DELETE)
+        handle_delete_topic (self, msg, rest);
+      else
+        respond_method_not_allowed (msg, "GET, DELETE");
+      return;
+    }
+  if (!g_str_equal (slash, "/messages"))
+    {
+      respond_error (msg, SOUP_STATUS_NOT_FOUND, "NOT_FOUND", "no such endpoint");
+      return;
+    }
+  name = g_strndup (rest, (gsize) (slash - rest));
+  if (method == SOUP_METHOD_GET)
+    handle_list_messages (self, msg, name, query);
+  else if (method == SOUP_METHOD_POST)
+    handle_publish_message (self, msg, name);
+  else
+    respond_method_not_allowed (msg, "GET, POST");
 }
 
 static void
@@ -463,10 +701,8 @@ route (SoupServer        *server,
       else
         respond_method_not_allowed (msg, "GET");
     }
-  else if (method == SOUP_METHOD_DELETE)
-    handle_delete_topic (self, msg, path + strlen ("/topics/"));
   else
-    respond_method_not_allowed (msg, "DELETE");
+    route_topic (self, msg, path + strlen ("/topics/"), query);
 }
 
 static void
@@ -710,6 +946,7 @@ pubsub_http_server_new (PubsubBroker       *broker,
   self->listen = g_strdup (config->listen);
   self->api_key = g_strdup (config->api_key);
   self->queue_size = config->queue_size;
+  self->history_size = config->history_size;
   self->max_message_bytes = config->max_message_bytes;
   self->max_connections = config->max_connections;
   self->heartbeat_interval = config->heartbeat_interval;

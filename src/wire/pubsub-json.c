@@ -688,3 +688,31 @@ pubsub_json_string_decode (const PubsubJsonValue *string,
     *out_len = out->len;
   return g_string_free (out, FALSE);
 }
+
+/**
+ * pubsub_json_append_string:
+ * @text: UTF-8 text
+ *
+ * Appends @text to @out as a JSON string, escaping what must be.
+ */
+void
+pubsub_json_append_string (GString    *out,
+                           const char *text)
+{
+  g_string_append_c (out, '"');
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      guchar c = (guchar) *p;
+
+      if (c == '"' || c == '\\')
+        {
+          g_string_append_c (out, '\\');
+          g_string_append_c (out, (char) c);
+        }
+      else if (c < 0x20)
+        g_string_append_printf (out, "\\u%04x", c);
+      else
+        g_string_append_c (out, (char) c);
+    }
+  g_string_append_c (out, '"');
+}

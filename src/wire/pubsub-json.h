@@ -64,4 +64,7 @@ const PubsubJsonValue *
 char     *pubsub_json_string_decode  (const PubsubJsonValue *string,
                                       gsize                 *out_len);
 
+void      pubsub_json_append_string  (GString               *out,
+                                      const char            *text);
+
 G_END_DECLS

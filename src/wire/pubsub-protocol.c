@@ -396,28 +396,6 @@ frame_from_json (GString *json)
 }
 
 static void
-append_json_string (GString    *out,
-                    const char *text)
-{
-  g_string_append_c (out, '"');
-  for (const char *p = text; *p != '\0'; p++)
-    {
-      guchar c = (guchar) *p;
-
-      if (c == '"' || c == '\\')
-        {
-          g_string_append_c (out, '\\');
-          g_string_append_c (out, (char) c);
-        }
-      else if (c < 0x20)
-        g_string_append_printf (out, "\\u%04x", c);
-      else
-        g_string_append_c (out, (char) c);
-    }
-  g_string_append_c (out, '"');
-}
-
-static void
 append_request_id (GString             *out,
                    const PubsubRequest *request)
 {
@@ -561,7 +539,7 @@ ack_with_fields (const PubsubRequest *request,
       g_string_append (json, "{\"type\":\"ack\"");
       append_request_id (json, request);
       g_string_append (json, ",\"topic\":");
-      append_json_string (json, topic);
+      pubsub_json_append_string (json, topic);
       g_string_append (json, ",\"status\":\"ok\"");
       g_string_append_len (json, fields, (gssize) fields_len);
       return finish_with_timestamp (json);
@@ -669,12 +647,12 @@ pubsub_frame_new_error (const PubsubRequest *request,
   if (request != NULL && request->topic[0] != '\0')
     {
       g_string_append (json, ",\"topic\":");
-      append_json_string (json, request->topic);
+      pubsub_json_append_string (json, request->topic);
     }
   g_string_append (json, ",\"error\":{\"code\":\"");
   g_string_append (json, pubsub_error_to_code (error));
   g_string_append (json, "\",\"message\":");
-  append_json_string (json, error->message);
+  pubsub_json_append_string (json, error->message);
   g_string_append_c (json, '}');
   return finish_with_timestamp (json);
 }
@@ -711,10 +689,10 @@ pubsub_frame_new_info (const char *msg,
   if (topic != NULL)
     {
       g_string_append (json, ",\"topic\":");
-      append_json_string (json, topic);
+      pubsub_json_append_string (json, topic);
     }
   g_string_append (json, ",\"msg\":");
-  append_json_string (json, msg);
+  pubsub_json_append_string (json, msg);
   return finish_with_timestamp (json);
 }
 
