@@ -195,16 +195,14 @@ pubsub_setting_dup_help (const PubsubSetting *setting)
     {
       g_autofree char *choices = pubsub_setting_dup_choices_text (setting);
 
-      /* TRANSLATORS: --help text of a setting with a fixed set of values:
-       * what it does, then the values, e.g. "D-Bus bus to …: session, system, none" */
-      help = g_strdup_printf (_("%s: %s"), _(setting->help), choices);
+      /* TRANSLATORS: what a setting does, then the values it takes */
+      help = g_strdup_printf (C_("setting help", "%s: %s"), _(setting->help), choices);
     }
   else
     help = g_strdup (_(setting->help));
 
   if (default_text == NULL)
     return g_steal_pointer (&help);
-  /* TRANSLATORS: --help text of a setting: what it does, then its default
-   * value, e.g. "Messages kept per topic for replay (default 100)" */
-  return g_strdup_printf (_("%s (default %s)"), help, default_text);
+  /* TRANSLATORS: what a setting does, then its default value */
+  return g_strdup_printf (C_("setting help", "%s (default %s)"), help, default_text);
 }
