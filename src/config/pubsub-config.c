@@ -2,7 +2,8 @@
  *
  * Every setting is a row of the table in pubsub-settings.c: its config-file
  * key, its --long-option of the same name, its environment variables, its
- * default, range and --help text. This file only walks that table.
+ * default, range and --help text. This file walks that table and knows how
+ * to read and check each type of value.
  * Precedence is option > environment > file > default, and a bad value from
  * any source is an error naming the key and the source — never a silent
  * default.

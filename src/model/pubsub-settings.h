@@ -59,7 +59,7 @@ typedef enum {
   PUBSUB_SETTING_TYPE_UINT,      /* guint field: a decimal number in [min, max] */
   PUBSUB_SETTING_TYPE_STRING,    /* char * field: any non-empty text */
   PUBSUB_SETTING_TYPE_ADDRESS,   /* char * field: HOST:PORT (pubsub_config_split_listen) */
-  PUBSUB_SETTING_TYPE_ENUM,      /* enum field: the index of one of choices */
+  PUBSUB_SETTING_TYPE_ENUM,      /* enum field (int-sized): the index of one of choices */
 } PubsubSettingType;
 
 typedef struct {
@@ -71,7 +71,7 @@ typedef struct {
   guint                default_uint;    /* uint: the value; enum: an index into choices */
   const char          *default_string;  /* string, address: the value, or NULL for unset */
   const char * const  *choices;         /* enum only: NULL-terminated, in the enum's order */
-  const char          *env_alias;       /* a historical variable read before PUBSUB_<KEY>, or NULL */
+  const char          *env_alias;       /* historical variable, read before PUBSUB_<KEY> */
   const char          *help;            /* N_(): what it does, without the default */
   const char          *arg;             /* N_(): the argument in --help, e.g. "N" */
 } PubsubSetting;
