@@ -1,7 +1,9 @@
 /* pubsub-config.c: settings from options, environment, file and defaults
  *
- * Every setting has one row in the key table below: its config-file key, its
- * --long-option of the same name, its environment variable and its range.
+ * Every setting is a row of the table in pubsub-settings.c: its config-file
+ * key, its --long-option of the same name, its environment variables, its
+ * default, range and --help text. This file walks that table and knows how
+ * to read and check each type of value.
  * Precedence is option > environment > file > default, and a bad value from
  * any source is an error naming the key and the source — never a silent
  * default.
@@ -19,67 +21,48 @@
 
 #define CONFIG_GROUP "pubsub"
 
-typedef enum {
-  KIND_UINT,
-  KIND_STRING,
-  KIND_LISTEN,
-  KIND_BUS,
-} KeyKind;
+#define N_SETTINGS ((gsize) PUBSUB_N_SETTINGS)
 
-typedef struct {
-  const char *name;
-  KeyKind     kind;
-  gsize       offset;
-  guint       min;
-  guint       max;
-  const char *env;        /* extra, historical variable name, or NULL */
-  const char *help;
-  const char *arg;
-} ConfigKey;
+static gpointer
+field_of (PubsubConfig        *config,
+          const PubsubSetting *setting)
+{
+  return G_STRUCT_MEMBER_P (config, setting->offset);
+}
 
-#define FIELD(f) G_STRUCT_OFFSET (PubsubConfig, f)
+static gboolean
+is_string_type (PubsubSettingType type)
+{
+  return type == PUBSUB_SETTING_TYPE_STRING || type == PUBSUB_SETTING_TYPE_ADDRESS;
+}
 
-static const ConfigKey keys[] = {
-  { "listen", KIND_LISTEN, FIELD (listen), 0, 0, "ADDR",
-    /* TRANSLATORS: --help text; HOST:PORT is the option's argument */
-    N_("Address to listen on (default 127.0.0.1:8080; port 0 picks a free port)"), N_("HOST:PORT") },
-  { "api-key", KIND_STRING, FIELD (api_key), 0, 0, "API_KEY",
-    N_("Require this key in X-API-Key (or ?api_key= on /ws)"), N_("KEY") },
-  { "queue-size", KIND_UINT, FIELD (queue_size), 1, 1000000, NULL,
-    N_("Frames a client may have waiting before it is cut as a slow consumer (default 100)"), N_("N") },
-  { "history-size", KIND_UINT, FIELD (history_size), 0, 1000000, NULL,
-    N_("Messages kept per topic for replay (default 100)"), N_("N") },
-  { "heartbeat-interval", KIND_UINT, FIELD (heartbeat_interval), 0, 86400, NULL,
-    N_("Seconds between heartbeats, 0 for none (default 30)"), N_("SECONDS") },
-  { "max-message-bytes", KIND_UINT, FIELD (max_message_bytes), 64, 64 * 1024 * 1024, NULL,
-    N_("Largest frame or request body accepted (default 1048576)"), N_("BYTES") },
-  { "max-connections", KIND_UINT, FIELD (max_connections), 1, 1000000, NULL,
-    N_("WebSocket connections accepted at once (default 10000)"), N_("N") },
-  { "max-topics", KIND_UINT, FIELD (max_topics), 1, 10000000, NULL,
-    N_("Topics that may exist at once (default 10000)"), N_("N") },
-  { "shutdown-grace", KIND_UINT, FIELD (shutdown_grace), 0, 3600, NULL,
-    N_("Seconds to flush clients on SIGTERM before closing them (default 10)"), N_("SECONDS") },
-  { "bus", KIND_BUS, FIELD (bus), 0, 0, NULL,
-    N_("D-Bus bus to publish the management API on: session, system or none (default session)"),
-    N_("BUS") },
-};
-
-#define N_KEYS G_N_ELEMENTS (keys)
-
+/* Every field at its default, from the table. */
 PubsubConfig *
 pubsub_config_new (void)
 {
   PubsubConfig *config = g_new0 (PubsubConfig, 1);
 
-  config->listen = g_strdup ("127.0.0.1:8080");
-  config->queue_size = 100;
-  config->history_size = 100;
-  config->heartbeat_interval = 30;
-  config->max_message_bytes = 1048576;
-  config->max_connections = 10000;
-  config->max_topics = 10000;
-  config->shutdown_grace = 10;
-  config->bus = PUBSUB_BUS_SESSION;
+  for (gsize i = 0; i < N_SETTINGS; i++)
+    {
+      const PubsubSetting *setting = pubsub_setting_get (i);
+      gpointer field = field_of (config, setting);
+
+      switch (setting->type)
+        {
+        case PUBSUB_SETTING_TYPE_UINT:
+          *(guint *) field = setting->default_uint;
+          break;
+        case PUBSUB_SETTING_TYPE_STRING:
+        case PUBSUB_SETTING_TYPE_ADDRESS:
+          *(char **) field = g_strdup (setting->default_string);
+          break;
+        case PUBSUB_SETTING_TYPE_ENUM:
+          *(int *) field = (int) setting->default_uint;
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+    }
   return config;
 }
 
@@ -88,8 +71,13 @@ pubsub_config_free (PubsubConfig *config)
 {
   if (config == NULL)
     return;
-  g_free (config->listen);
-  g_free (config->api_key);
+  for (gsize i = 0; i < N_SETTINGS; i++)
+    {
+      const PubsubSetting *setting = pubsub_setting_get (i);
+
+      if (is_string_type (setting->type))
+        g_free (*(char **) field_of (config, setting));
+    }
   g_free (config->config_file);
   g_free (config);
 }
@@ -145,83 +133,85 @@ invalid:
   return FALSE;
 }
 
-/* Stores @text into the field of @key, or explains why it cannot. */
-static gboolean
-apply_value (PubsubConfig     *config,
-             const ConfigKey  *key,
-             const char       *text,
-             const char       *source,
-             GError          **error)
+/* The index of @text among the choices of an enum setting, or -1. */
+static int
+find_choice (const PubsubSetting *setting,
+             const char          *text)
 {
-  gpointer field = G_STRUCT_MEMBER_P (config, key->offset);
+  for (int i = 0; setting->choices[i] != NULL; i++)
+    if (g_str_equal (setting->choices[i], text))
+      return i;
+  return -1;
+}
+
+/* Stores @text into the field of @setting, or explains why it cannot. */
+static gboolean
+apply_value (PubsubConfig         *config,
+             const PubsubSetting  *setting,
+             const char           *text,
+             const char           *source,
+             GError              **error)
+{
+  gpointer field = field_of (config, setting);
   g_autoptr(GError) local_error = NULL;
   guint64 number;
+  int choice;
 
-  switch (key->kind)
+  switch (setting->type)
     {
-    case KIND_UINT:
-      if (!g_ascii_string_to_unsigned (text, 10, key->min, key->max, &number, NULL))
+    case PUBSUB_SETTING_TYPE_UINT:
+      if (!g_ascii_string_to_unsigned (text, 10, setting->min, setting->max, &number, NULL))
         {
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                        _("invalid value “%s” for %s (from %s): expected a whole number from %u to %u"),
-                       text, key->name, source, key->min, key->max);
+                       text, setting->key, source, setting->min, setting->max);
           return FALSE;
         }
       *(guint *) field = (guint) number;
       return TRUE;
 
-    case KIND_STRING:
+    case PUBSUB_SETTING_TYPE_STRING:
       if (*text == '\0')
         {
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                        _("invalid value for %s (from %s): must not be empty"),
-                       key->name, source);
+                       setting->key, source);
           return FALSE;
         }
       g_free (*(char **) field);
       *(char **) field = g_strdup (text);
       return TRUE;
 
-    case KIND_LISTEN:
+    case PUBSUB_SETTING_TYPE_ADDRESS:
       if (!pubsub_config_split_listen (text, NULL, NULL, &local_error))
         {
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                        _("invalid value “%s” for %s (from %s): %s"),
-                       text, key->name, source, local_error->message);
+                       text, setting->key, source, local_error->message);
           return FALSE;
         }
       g_free (*(char **) field);
       *(char **) field = g_strdup (text);
       return TRUE;
 
-    case KIND_BUS:
-      if (g_str_equal (text, "session"))
-        *(PubsubBus *) field = PUBSUB_BUS_SESSION;
-      else if (g_str_equal (text, "system"))
-        *(PubsubBus *) field = PUBSUB_BUS_SYSTEM;
-      else if (g_str_equal (text, "none"))
-        *(PubsubBus *) field = PUBSUB_BUS_NONE;
-      else
+    case PUBSUB_SETTING_TYPE_ENUM:
+      choice = find_choice (setting, text);
+      if (choice < 0)
         {
+          g_autofree char *choices = pubsub_setting_dup_choices_text (setting);
+
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       _("invalid value “%s” for %s (from %s): expected session, system or none"),
-                       text, key->name, source);
+                       /* TRANSLATORS: the last %s lists the accepted values */
+                       _("invalid value “%s” for %s (from %s): expected one of %s"),
+                       text, setting->key, source, choices);
           return FALSE;
         }
+      *(int *) field = choice;
       return TRUE;
 
     default:
       g_assert_not_reached ();
     }
-}
-
-static const ConfigKey *
-find_key (const char *name)
-{
-  for (gsize i = 0; i < N_KEYS; i++)
-    if (g_str_equal (keys[i].name, name))
-      return &keys[i];
-  return NULL;
 }
 
 static gboolean
@@ -258,10 +248,10 @@ apply_file (PubsubConfig  *config,
   names = g_key_file_get_keys (file, CONFIG_GROUP, NULL, NULL);
   for (gsize i = 0; names[i] != NULL; i++)
     {
-      const ConfigKey *key = find_key (names[i]);
+      const PubsubSetting *setting = pubsub_setting_lookup (names[i]);
       g_autofree char *value = NULL;
 
-      if (key == NULL)
+      if (setting == NULL)
         {
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                        _("config file %s: unknown key “%s”"), path, names[i]);
@@ -273,31 +263,22 @@ apply_file (PubsubConfig  *config,
           g_prefix_error (error, _("config file %s: key %s: "), path, names[i]);
           return FALSE;
         }
-      if (!apply_value (config, key, g_strstrip (value), source, error))
+      if (!apply_value (config, setting, g_strstrip (value), source, error))
         return FALSE;
     }
   return TRUE;
-}
-
-/* PUBSUB_QUEUE_SIZE for queue-size, and so on. */
-static char *
-env_name_for (const ConfigKey *key)
-{
-  g_autofree char *upper = g_ascii_strup (key->name, -1);
-
-  g_strdelimit (upper, "-", '_');
-  return g_strconcat ("PUBSUB_", upper, NULL);
 }
 
 static gboolean
 apply_environment (PubsubConfig  *config,
                    GError       **error)
 {
-  /* Later entries win: the historical names (ADDR, API_KEY) come first. */
-  for (gsize i = 0; i < N_KEYS; i++)
+  /* Later entries win: a historical name (ADDR, API_KEY) comes first. */
+  for (gsize i = 0; i < N_SETTINGS; i++)
     {
-      g_autofree char *name = env_name_for (&keys[i]);
-      const char *names[] = { keys[i].env, name };
+      const PubsubSetting *setting = pubsub_setting_get (i);
+      g_autofree char *name = pubsub_setting_dup_env_name (setting);
+      const char *names[] = { setting->env_alias, name };
 
       for (gsize j = 0; j < G_N_ELEMENTS (names); j++)
         {
@@ -308,23 +289,28 @@ apply_environment (PubsubConfig  *config,
           if (value == NULL || *value == '\0')
             continue;
           source = g_strdup_printf (_("environment variable %s"), names[j]);
-          if (!apply_value (config, &keys[i], value, source, error))
+          if (!apply_value (config, setting, value, source, error))
             return FALSE;
         }
     }
   return TRUE;
 }
 
-/* What the options said, before layering; freed however parsing ends. */
+/* What the options said, before layering, and the --help texts of the
+ * settings; freed however parsing ends. */
 typedef struct {
-  char *values[N_KEYS];
+  char *values[N_SETTINGS];
+  char *help[N_SETTINGS];
 } OptionValues;
 
 static void
 option_values_free (OptionValues *options)
 {
-  for (gsize i = 0; i < N_KEYS; i++)
-    g_free (options->values[i]);
+  for (gsize i = 0; i < N_SETTINGS; i++)
+    {
+      g_free (options->values[i]);
+      g_free (options->help[i]);
+    }
   g_free (options);
 }
 
@@ -359,24 +345,31 @@ pubsub_config_load (PubsubConfig   *config,
 {
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(OptionValues) options = g_new0 (OptionValues, 1);
-  g_autofree GOptionEntry *entries = g_new0 (GOptionEntry, N_KEYS + 3);
+  g_autofree GOptionEntry *entries = g_new0 (GOptionEntry, N_SETTINGS + 3);
   g_autofree char *config_file = NULL;
   gboolean version = FALSE;
   gsize n = 0;
 
-  for (gsize i = 0; i < N_KEYS; i++)
-    entries[n++] = (GOptionEntry) { keys[i].name, 0, 0, G_OPTION_ARG_STRING,
-                                    &options->values[i], keys[i].help, keys[i].arg };
+  /* A setting's --help text is put together from translated parts (its
+   * text, its default), so every text is translated here and the context
+   * is given no translation domain: it translates nothing twice. */
+  for (gsize i = 0; i < N_SETTINGS; i++)
+    {
+      const PubsubSetting *setting = pubsub_setting_get (i);
+
+      options->help[i] = pubsub_setting_dup_help (setting);
+      entries[n++] = (GOptionEntry) { setting->key, 0, 0, G_OPTION_ARG_STRING,
+                                      &options->values[i], options->help[i], _(setting->arg) };
+    }
   entries[n++] = (GOptionEntry) { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_file,
-                                  N_("Read settings from FILE (default $XDG_CONFIG_HOME/pubsub/pubsub.conf)"),
-                                  N_("FILE") };
+                                  _("Read settings from FILE (default $XDG_CONFIG_HOME/pubsub/pubsub.conf)"),
+                                  _("FILE") };
   entries[n++] = (GOptionEntry) { "version", 0, 0, G_OPTION_ARG_NONE, &version,
-                                  N_("Print the version and exit"), NULL };
+                                  _("Print the version and exit"), NULL };
 
   /* TRANSLATORS: the summary line of --help */
   context = g_option_context_new (_("— a publish/subscribe broker over WebSocket and REST"));
-  g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
-  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_description (context,
     _("Every option can also be set in the config file ([pubsub] group, same key names)\n"
       "or in the environment as PUBSUB_<KEY> (e.g. PUBSUB_QUEUE_SIZE); ADDR and API_KEY\n"
@@ -403,14 +396,15 @@ pubsub_config_load (PubsubConfig   *config,
   if (!apply_environment (config, error))
     return FALSE;
 
-  for (gsize i = 0; i < N_KEYS; i++)
+  for (gsize i = 0; i < N_SETTINGS; i++)
     {
+      const PubsubSetting *setting = pubsub_setting_get (i);
       g_autofree char *source = NULL;
 
       if (options->values[i] == NULL)
         continue;
-      source = g_strdup_printf ("--%s", keys[i].name);
-      if (!apply_value (config, &keys[i], options->values[i], source, error))
+      source = g_strdup_printf ("--%s", setting->key);
+      if (!apply_value (config, setting, options->values[i], source, error))
         return FALSE;
     }
   return TRUE;

@@ -1,32 +1,17 @@
 /* pubsub-config.h: settings from options, environment, file and defaults
  *
+ * PubsubConfig and the table of settings it is filled from are in
+ * pubsub-settings.h.
+ *
  * SPDX-License-Identifier: MIT
  */
 #pragma once
 
 #include <gio/gio.h>
 
+#include "pubsub-settings.h"
+
 G_BEGIN_DECLS
-
-typedef enum {
-  PUBSUB_BUS_SESSION,
-  PUBSUB_BUS_SYSTEM,
-  PUBSUB_BUS_NONE,
-} PubsubBus;
-
-typedef struct {
-  char      *listen;               /* HOST:PORT */
-  char      *api_key;              /* NULL: authentication off */
-  guint      queue_size;
-  guint      history_size;
-  guint      heartbeat_interval;   /* seconds, 0 = off */
-  guint      max_message_bytes;
-  guint      max_connections;
-  guint      max_topics;
-  guint      shutdown_grace;       /* seconds */
-  PubsubBus  bus;
-  char      *config_file;          /* the file read, if any */
-} PubsubConfig;
 
 /* Exit status for a bad option, environment variable or config value. */
 #define PUBSUB_CONFIG_EXIT_USAGE 2

@@ -13,6 +13,7 @@
 
 #include "pubsub-broker.h"
 #include "pubsub-error.h"
+#include "pubsub-settings.h"
 
 struct _PubsubBroker {
   GObject     parent_instance;
@@ -149,10 +150,16 @@ pubsub_broker_class_init (PubsubBrokerClass *klass)
     g_param_spec_pointer ("encoder", NULL, NULL,
                           G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   properties[PROP_HISTORY_SIZE] =
-    g_param_spec_uint ("history-size", NULL, NULL, 0, G_MAXUINT, 100,
+    g_param_spec_uint ("history-size", NULL, NULL,
+                       pubsub_setting_get_min (PUBSUB_SETTING_HISTORY_SIZE),
+                       pubsub_setting_get_max (PUBSUB_SETTING_HISTORY_SIZE),
+                       pubsub_setting_get_default_uint (PUBSUB_SETTING_HISTORY_SIZE),
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   properties[PROP_MAX_TOPICS] =
-    g_param_spec_uint ("max-topics", NULL, NULL, 1, G_MAXUINT, 10000,
+    g_param_spec_uint ("max-topics", NULL, NULL,
+                       pubsub_setting_get_min (PUBSUB_SETTING_MAX_TOPICS),
+                       pubsub_setting_get_max (PUBSUB_SETTING_MAX_TOPICS),
+                       pubsub_setting_get_default_uint (PUBSUB_SETTING_MAX_TOPICS),
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   properties[PROP_START_TIME] =
     g_param_spec_int64 ("start-time", NULL, NULL, 0, G_MAXINT64, 0,

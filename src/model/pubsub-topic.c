@@ -12,6 +12,7 @@
 
 #include "pubsub-error.h"
 #include "pubsub-topic.h"
+#include "pubsub-settings.h"
 
 gboolean
 pubsub_topic_name_is_valid (const char *name,
@@ -178,7 +179,10 @@ pubsub_topic_class_init (PubsubTopicClass *klass)
     g_param_spec_string ("name", NULL, NULL, NULL,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   properties[PROP_HISTORY_SIZE] =
-    g_param_spec_uint ("history-size", NULL, NULL, 0, G_MAXUINT, 100,
+    g_param_spec_uint ("history-size", NULL, NULL,
+                       pubsub_setting_get_min (PUBSUB_SETTING_HISTORY_SIZE),
+                       pubsub_setting_get_max (PUBSUB_SETTING_HISTORY_SIZE),
+                       pubsub_setting_get_default_uint (PUBSUB_SETTING_HISTORY_SIZE),
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   properties[PROP_SUBSCRIBERS] =
     g_param_spec_uint ("subscribers", NULL, NULL, 0, G_MAXUINT, 0,

@@ -24,6 +24,7 @@
 
 #include "pubsub-frame-queue.h"
 #include "pubsub-protocol.h"
+#include "pubsub-settings.h"
 #include "pubsub-subscriber.h"
 
 /* Frames per writev(); well under IOV_MAX. */
@@ -217,7 +218,10 @@ pubsub_subscriber_class_init (PubsubSubscriberClass *klass)
     g_param_spec_object ("output", NULL, NULL, G_TYPE_POLLABLE_OUTPUT_STREAM,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   properties[PROP_QUEUE_SIZE] =
-    g_param_spec_uint ("queue-size", NULL, NULL, 1, G_MAXUINT, 100,
+    g_param_spec_uint ("queue-size", NULL, NULL,
+                       pubsub_setting_get_min (PUBSUB_SETTING_QUEUE_SIZE),
+                       pubsub_setting_get_max (PUBSUB_SETTING_QUEUE_SIZE),
+                       pubsub_setting_get_default_uint (PUBSUB_SETTING_QUEUE_SIZE),
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
