@@ -421,7 +421,24 @@ finish_with_timestamp (GString *json)
   return frame;
 }
 
-static gsize format_u64 (guint64 value, char out[20]);
+/* Decimal digits of @value into @out (no NUL). Returns: their number */
+static gsize
+format_u64 (guint64 value,
+            char    out[20])
+{
+  char digits[20];
+  gsize n = 0;
+
+  do
+    {
+      digits[n++] = (char) ('0' + value % 10);
+      value /= 10;
+    }
+  while (value != 0);
+  for (gsize i = 0; i < n; i++)
+    out[i] = digits[n - 1 - i];
+  return n;
+}
 
 /* One piece of a frame's JSON text. */
 typedef struct {
@@ -548,25 +565,6 @@ ack_with_fields (const PubsubRequest *request,
   request_id_pieces (request, &pieces[1]);
   pubsub_format_timestamp (g_get_real_time (), ts);
   return frame_from_pieces (pieces, G_N_ELEMENTS (pieces));
-}
-
-/* Decimal digits of @value into @out (no NUL). Returns: their number */
-static gsize
-format_u64 (guint64 value,
-            char    out[20])
-{
-  char digits[20];
-  gsize n = 0;
-
-  do
-    {
-      digits[n++] = (char) ('0' + value % 10);
-      value /= 10;
-    }
-  while (value != 0);
-  for (gsize i = 0; i < n; i++)
-    out[i] = digits[n - 1 - i];
-  return n;
 }
 
 /**
