@@ -631,6 +631,30 @@ pubsub_test_run (const char * const  *env,
   return g_subprocess_get_exit_status (process);
 }
 
+static PubsubTestServer *shared_server;
+
+PubsubTestServer *
+pubsub_test_shared_server (const char * const *args,
+                           gboolean           *out_started)
+{
+  gboolean started = shared_server == NULL;
+
+  if (started)
+    shared_server = pubsub_test_server_start_full (PUBSUB_TEST_SERVER_DEFAULT, NULL, args);
+  if (out_started != NULL)
+    *out_started = started;
+  return shared_server;
+}
+
+void
+pubsub_test_shared_server_stop (void)
+{
+  if (shared_server == NULL)
+    return;
+  pubsub_test_server_stop (shared_server);
+  g_clear_pointer (&shared_server, pubsub_test_server_free);
+}
+
 /* ---------------------------------------------------------------------- */
 /* REST                                                                   */
 
@@ -885,19 +909,28 @@ pubsub_test_create_topic (PubsubTestServer *server,
   g_assert_cmpuint (response->status, ==, 201);
 }
 
-gint64
-pubsub_test_topic_subscribers (PubsubTestServer *server,
-                               const char       *name,
-                               const char       *api_key)
+PubsubTestResponse *
+pubsub_test_get_topics (PubsubTestServer *server,
+                        const char       *api_key)
 {
-  g_autoptr(PubsubTestResponse) response = NULL;
-  JsonArray *topics;
+  PubsubTestResponse *response;
 
   if (api_key != NULL)
     response = pubsub_test_request (server, "GET", "/topics", NULL, "X-API-Key", api_key, NULL);
   else
     response = pubsub_test_request (server, "GET", "/topics", NULL, NULL);
   g_assert_cmpuint (response->status, ==, 200);
+  return response;
+}
+
+gint64
+pubsub_test_topic_subscribers (PubsubTestServer *server,
+                               const char       *name,
+                               const char       *api_key)
+{
+  g_autoptr(PubsubTestResponse) response = pubsub_test_get_topics (server, api_key);
+  JsonArray *topics;
+
   topics = json_object_get_array_member (json_node_get_object (response->json), "topics");
   for (guint i = 0; i < json_array_get_length (topics); i++)
     {
@@ -1057,6 +1090,22 @@ pubsub_test_frame_has_member (PubsubTestFrame *frame,
 {
   g_assert_nonnull (frame->root);
   return json_object_has_member (json_node_get_object (frame->root), member);
+}
+
+const char *
+pubsub_test_frame_type (PubsubTestFrame *frame)
+{
+  return pubsub_test_frame_get_string (frame, "type", NULL);
+}
+
+gint64
+pubsub_test_event_sequence (PubsubTestFrame *frame)
+{
+  g_autofree char *raw = pubsub_test_frame_dup_raw (frame, "message", "payload", "n", NULL);
+
+  if (raw == NULL)
+    g_error ("not an event with payload.n: %.200s", frame->text);
+  return g_ascii_strtoll (raw, NULL, 10);
 }
 
 char *
@@ -1290,7 +1339,7 @@ pubsub_test_ws_wait_for (PubsubTestWs *ws,
                  ws->close_code, ws->close_reason, type);
       frame = g_queue_pop_head (&ws->frames);
       if (frame->root != NULL &&
-          g_strcmp0 (pubsub_test_frame_get_string (frame, "type", NULL), type) == 0)
+          g_strcmp0 (pubsub_test_frame_type (frame), type) == 0)
         return frame;
       pubsub_test_frame_free (frame);
     }
@@ -1305,7 +1354,7 @@ find_frame_of_type (PubsubTestWs *ws,
       PubsubTestFrame *frame = l->data;
 
       if (frame->root != NULL &&
-          g_strcmp0 (pubsub_test_frame_get_string (frame, "type", NULL), type) == 0)
+          g_strcmp0 (pubsub_test_frame_type (frame), type) == 0)
         return l;
     }
   return NULL;
@@ -1336,7 +1385,7 @@ pubsub_test_ws_assert_quiet (PubsubTestWs *ws)
 
   pubsub_test_ws_send (ws, "{\"type\":\"ping\",\"request_id\":\"quiet-check\"}");
   frame = pubsub_test_ws_next (ws, 5000);
-  if (g_strcmp0 (pubsub_test_frame_get_string (frame, "type", NULL), "pong") != 0 ||
+  if (g_strcmp0 (pubsub_test_frame_type (frame), "pong") != 0 ||
       g_strcmp0 (pubsub_test_frame_get_string (frame, "request_id", NULL), "quiet-check") != 0)
     g_error ("expected nothing but the pong, got: %s", frame->text);
 }
@@ -1352,10 +1401,46 @@ pubsub_test_ws_subscribe (PubsubTestWs *ws,
                         "\"last_n\":%" G_GINT64_FORMAT ",\"request_id\":\"sub-%s\"}",
                         topic, last_n, topic);
   ack = pubsub_test_ws_next (ws, 5000);
-  if (g_strcmp0 (pubsub_test_frame_get_string (ack, "type", NULL), "ack") != 0)
+  if (g_strcmp0 (pubsub_test_frame_type (ack), "ack") != 0)
     g_error ("expected the ack of subscribe, got: %s", ack->text);
   g_assert_cmpstr (pubsub_test_frame_get_string (ack, "topic", NULL), ==, topic);
   g_assert_cmpstr (pubsub_test_frame_get_string (ack, "status", NULL), ==, "ok");
+}
+
+void
+pubsub_test_ws_send_publish (PubsubTestWs *ws,
+                             const char   *topic,
+                             guint         n,
+                             const char   *padding)
+{
+  g_autofree char *id = pubsub_test_uuid ();
+
+  pubsub_test_ws_sendf (ws,
+                        "{\"type\":\"publish\",\"topic\":\"%s\",\"request_id\":\"p%u\","
+                        "\"message\":{\"id\":\"%s\",\"payload\":{\"n\":%u,\"pad\":\"%s\"}}}",
+                        topic, n, id, n, padding != NULL ? padding : "");
+}
+
+void
+pubsub_test_ws_count_ack (PubsubTestFrame *frame,
+                          gpointer         counter)
+{
+  if (g_strcmp0 (pubsub_test_frame_type (frame), "ack") != 0)
+    g_error ("the publisher got: %.200s", frame->text);
+  (*(guint *) counter)++;
+}
+
+void
+pubsub_test_ws_check_sequence (PubsubTestFrame *frame,
+                               gpointer         sequence)
+{
+  PubsubTestSequence *seq = sequence;
+
+  if (g_strcmp0 (pubsub_test_frame_type (frame), "event") != 0)
+    g_error ("a subscriber got: %.200s", frame->text);
+  g_assert_cmpint (pubsub_test_event_sequence (frame), ==, seq->next);
+  seq->next++;
+  seq->received++;
 }
 
 char *
@@ -1403,11 +1488,96 @@ pubsub_test_ws_free (PubsubTestWs *ws)
 /* ---------------------------------------------------------------------- */
 /* WebSocket by hand                                                      */
 
-static void
-raw_frame_free (PubsubTestRawFrame *frame)
+void
+pubsub_test_raw_frame_free (PubsubTestRawFrame *frame)
 {
+  if (frame == NULL)
+    return;
   g_bytes_unref (frame->payload);
   g_free (frame);
+}
+
+GByteArray *
+pubsub_test_ws_client_frame (guint8        first_byte,
+                             const void   *payload,
+                             gsize         len,
+                             const guint8 *mask_key)
+{
+  GByteArray *frame = g_byte_array_sized_new ((guint) len + 14);
+  guint8 header[14];
+  gsize header_len = 2;
+
+  header[0] = first_byte;
+  if (len < 126)
+    header[1] = (guint8) len;
+  else if (len <= G_MAXUINT16)
+    {
+      header[1] = 126;
+      header[2] = (guint8) (len >> 8);
+      header[3] = (guint8) len;
+      header_len = 4;
+    }
+  else
+    {
+      header[1] = 127;
+      for (guint i = 0; i < 8; i++)
+        header[2 + i] = (guint8) ((guint64) len >> (56 - 8 * i));
+      header_len = 10;
+    }
+  if (mask_key != NULL)
+    {
+      header[1] |= 0x80;
+      memcpy (header + header_len, mask_key, 4);
+      header_len += 4;
+    }
+  g_byte_array_append (frame, header, (guint) header_len);
+  for (gsize i = 0; i < len; i++)
+    {
+      guint8 byte = ((const guint8 *) payload)[i] ^ (mask_key != NULL ? mask_key[i & 3] : 0);
+
+      g_byte_array_append (frame, &byte, 1);
+    }
+  return frame;
+}
+
+PubsubTestRawFrame *
+pubsub_test_ws_server_frame_pop (GByteArray *input)
+{
+  const guint8 *data = input->data;
+  gsize available = input->len;
+  gsize header_len = 2;
+  guint64 len;
+  PubsubTestRawFrame *frame;
+
+  if (available < 2)
+    return NULL;
+  g_assert_cmphex (data[1] & 0x80, ==, 0);   /* server frames are unmasked */
+  len = data[1] & 0x7f;
+  if (len == 126)
+    {
+      if (available < 4)
+        return NULL;
+      len = ((guint64) data[2] << 8) | data[3];
+      header_len = 4;
+    }
+  else if (len == 127)
+    {
+      if (available < 10)
+        return NULL;
+      len = 0;
+      for (guint i = 0; i < 8; i++)
+        len = (len << 8) | data[2 + i];
+      header_len = 10;
+    }
+  if (available < header_len + len)
+    return NULL;
+
+  frame = g_new0 (PubsubTestRawFrame, 1);
+  frame->opcode = data[0] & 0x0f;
+  frame->fin = (data[0] & 0x80) != 0;
+  frame->payload = g_bytes_new (data + header_len, (gsize) len);
+  g_byte_array_remove_range (input, 0, (guint) (header_len + len));
+  return frame;
 }
 
 void
@@ -1423,7 +1593,7 @@ pubsub_test_raw_ws_free (PubsubTestRawWs *raw)
   g_socket_close (raw->socket, NULL);
   g_object_unref (raw->socket);
   g_byte_array_unref (raw->input);
-  g_queue_clear_full (&raw->frames, (GDestroyNotify) raw_frame_free);
+  g_queue_clear_full (&raw->frames, (GDestroyNotify) pubsub_test_raw_frame_free);
   g_free (raw->close_reason);
   g_free (raw);
 }
@@ -1523,41 +1693,12 @@ pubsub_test_raw_ws_send (PubsubTestRawWs *raw,
                          const void      *data,
                          gsize            len)
 {
-  g_autoptr(GByteArray) frame = g_byte_array_sized_new ((guint) len + 14);
-  guint8 header[10];
-  gsize header_len;
   guint32 mask = g_random_int ();
   guint8 mask_bytes[4];
+  g_autoptr(GByteArray) frame = NULL;
 
-  header[0] = 0x80 | opcode;
-  if (len < 126)
-    {
-      header[1] = 0x80 | (guint8) len;
-      header_len = 2;
-    }
-  else if (len <= G_MAXUINT16)
-    {
-      header[1] = 0x80 | 126;
-      header[2] = (guint8) (len >> 8);
-      header[3] = (guint8) len;
-      header_len = 4;
-    }
-  else
-    {
-      header[1] = 0x80 | 127;
-      for (guint i = 0; i < 8; i++)
-        header[2 + i] = (guint8) ((guint64) len >> (56 - 8 * i));
-      header_len = 10;
-    }
   memcpy (mask_bytes, &mask, 4);
-  g_byte_array_append (frame, header, (guint) header_len);
-  g_byte_array_append (frame, mask_bytes, 4);
-  for (gsize i = 0; i < len; i++)
-    {
-      guint8 b = ((const guint8 *) data)[i] ^ mask_bytes[i % 4];
-
-      g_byte_array_append (frame, &b, 1);
-    }
+  frame = pubsub_test_ws_client_frame (0x80 | opcode, data, len, mask_bytes);
   socket_send_all (raw->socket, frame->data, frame->len);
 }
 
@@ -1589,53 +1730,27 @@ raw_send_nowait (PubsubTestRawWs *raw,
 static void
 raw_parse_frames (PubsubTestRawWs *raw)
 {
-  for (;;)
+  PubsubTestRawFrame *frame;
+
+  while ((frame = pubsub_test_ws_server_frame_pop (raw->input)) != NULL)
     {
-      const guint8 *data = raw->input->data;
-      gsize available = raw->input->len;
-      gsize header_len = 2;
-      guint64 len;
-      PubsubTestRawFrame *frame;
-
-      if (available < 2)
-        return;
-      g_assert_cmpuint (data[1] & 0x80, ==, 0);   /* server frames are unmasked */
-      len = data[1] & 0x7F;
-      if (len == 126)
-        {
-          if (available < 4)
-            return;
-          len = ((guint64) data[2] << 8) | data[3];
-          header_len = 4;
-        }
-      else if (len == 127)
-        {
-          if (available < 10)
-            return;
-          len = 0;
-          for (guint i = 0; i < 8; i++)
-            len = (len << 8) | data[2 + i];
-          header_len = 10;
-        }
-      if (available < header_len + len)
-        return;
-
-      frame = g_new0 (PubsubTestRawFrame, 1);
-      frame->opcode = data[0] & 0x0F;
-      frame->payload = g_bytes_new (data + header_len, (gsize) len);
       if (frame->opcode == 0x8 && !raw->got_close)
         {
+          gsize len;
+          const guint8 *data = g_bytes_get_data (frame->payload, &len);
+
+          if (data == NULL)   /* an empty payload */
+            data = (const guint8 *) "";
           raw->got_close = TRUE;
           if (len >= 2)
-            raw->close_code = (gushort) ((data[header_len] << 8) | data[header_len + 1]);
-          raw->close_reason = g_strndup ((const char *) data + header_len + MIN (len, 2),
-                                         len >= 2 ? (gsize) len - 2 : 0);
+            raw->close_code = (gushort) ((data[0] << 8) | data[1]);
+          raw->close_reason = g_strndup ((const char *) data + MIN (len, 2),
+                                         len >= 2 ? len - 2 : 0);
           /* Answer as a client should, so the server need not wait for us. */
           if (raw->answer_close)
-            raw_send_nowait (raw, 0x8, data + header_len, MIN (len, 2));
+            raw_send_nowait (raw, 0x8, data, MIN (len, 2));
         }
       g_queue_push_tail (&raw->frames, frame);
-      g_byte_array_remove_range (raw->input, 0, (guint) (header_len + len));
     }
 }
 

@@ -3,7 +3,8 @@
  * The daemon runs as a child process ($PUBSUBD, prefixed by the words of
  * $PUBSUBD_WRAPPER, e.g. valgrind). Clients are libsoup's (REST and
  * WebSocket, async, on the default main context) or a raw TCP socket that
- * speaks just enough WebSocket to misbehave on purpose.
+ * speaks just enough WebSocket to misbehave on purpose. Its frame encoder
+ * and decoder also serve the unit tests that feed or read frames in-process.
  *
  * Nothing here sleeps: every wait iterates the default main context until a
  * condition holds, and a missed deadline fails the test with a message.
@@ -194,6 +195,22 @@ int pubsub_test_run (const char * const  *env,
                      char               **out_stdout,
                      char               **out_stderr);
 
+/**
+ * pubsub_test_shared_server:
+ * @args: (nullable): the arguments, for the first call only
+ * @out_started: (out) (optional): set to whether this call started it
+ *
+ * One daemon for the cases of a test program that need no fresh one (the
+ * rows of a table): started on the first call, the same one after. A
+ * program that uses it calls pubsub_test_shared_server_stop() after
+ * g_test_run().
+ */
+PubsubTestServer *pubsub_test_shared_server      (const char * const *args,
+                                                  gboolean           *out_started);
+/* Stops the shared daemon, if one was started (exit status 0 checked as by
+ * pubsub_test_server_stop()), and frees it. */
+void              pubsub_test_shared_server_stop (void);
+
 /* ---- REST -------------------------------------------------------------- */
 
 typedef struct {
@@ -258,6 +275,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (PubsubTestResponse, pubsub_test_response_free)
 void pubsub_test_create_topic (PubsubTestServer *server,
                                const char       *name,
                                const char       *api_key);
+/* GET /topics (@api_key may be NULL) and assert 200. */
+PubsubTestResponse *pubsub_test_get_topics (PubsubTestServer *server,
+                                            const char       *api_key);
 /* GET /topics → the subscriber count of @name, or -1 if there is none. */
 gint64 pubsub_test_topic_subscribers (PubsubTestServer *server,
                                       const char       *name,
@@ -280,6 +300,11 @@ const char *pubsub_test_frame_get_string (PubsubTestFrame *frame,
                                           const char      *nested);
 gboolean    pubsub_test_frame_has_member (PubsubTestFrame *frame,
                                           const char      *member);
+/* The frame's "type" ("ack", "event"…), or NULL. */
+const char *pubsub_test_frame_type       (PubsubTestFrame *frame);
+/* message.payload.n of an event as published by
+ * pubsub_test_ws_send_publish(); fails the test (g_error) if there is none. */
+gint64      pubsub_test_event_sequence   (PubsubTestFrame *frame);
 /* The raw JSON text of a member, by path, e.g. ("message", "payload", NULL). */
 char       *pubsub_test_frame_dup_raw    (PubsubTestFrame *frame,
                                           const char      *first_member,
@@ -353,6 +378,29 @@ void          pubsub_test_ws_assert_quiet (PubsubTestWs *ws);
 void          pubsub_test_ws_subscribe   (PubsubTestWs *ws,
                                           const char   *topic,
                                           gint64        last_n);
+/* Sends a publish of {"n":@n,"pad":@padding} (@padding may be NULL: "")
+ * with request_id "p<n>" and a fresh id, without waiting for its ack. */
+void          pubsub_test_ws_send_publish (PubsubTestWs *ws,
+                                           const char   *topic,
+                                           guint         n,
+                                           const char   *padding);
+/* An on_frame callback for a publisher: asserts every frame is an ack and
+ * counts it in the guint that @counter points to. */
+void          pubsub_test_ws_count_ack   (PubsubTestFrame *frame,
+                                          gpointer         counter);
+
+/* The events a subscriber has seen, numbered by their payload.n. */
+typedef struct {
+  gint64 next;       /* the payload.n expected next */
+  guint  received;   /* events so far */
+} PubsubTestSequence;
+
+/* An on_frame callback for a subscriber (@sequence: a PubsubTestSequence):
+ * asserts every frame is an event whose payload.n is ->next, in order, with
+ * no gap, and counts it. */
+void          pubsub_test_ws_check_sequence (PubsubTestFrame *frame,
+                                             gpointer         sequence);
+
 /* Publish and wait for the ack (other frames stay queued); returns the id. */
 char         *pubsub_test_ws_publish     (PubsubTestWs *ws,
                                           const char   *topic,
@@ -367,9 +415,36 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (PubsubTestWs, pubsub_test_ws_free)
 /* ---- WebSocket, by hand over a raw TCP socket ------------------------- */
 
 typedef struct {
-  guint8  opcode;    /* 0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xA pong */
-  GBytes *payload;
+  guint8   opcode;   /* 0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xA pong */
+  gboolean fin;      /* the FIN bit */
+  GBytes  *payload;
 } PubsubTestRawFrame;
+
+void pubsub_test_raw_frame_free (PubsubTestRawFrame *frame);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PubsubTestRawFrame, pubsub_test_raw_frame_free)
+
+/**
+ * pubsub_test_ws_client_frame:
+ * @first_byte: FIN, RSV and opcode, as sent (0x81: a whole text frame)
+ * @mask_key: (nullable): the 4-byte masking key; %NULL: unmasked
+ *
+ * Encodes one client frame (RFC 6455 §5.2), with the shortest length form.
+ */
+GByteArray *pubsub_test_ws_client_frame (guint8        first_byte,
+                                         const void   *payload,
+                                         gsize         len,
+                                         const guint8 *mask_key);
+/**
+ * pubsub_test_ws_server_frame_pop:
+ * @input: bytes received from a server
+ *
+ * Asserts the first frame in @input is unmasked, as a server's must be.
+ *
+ * Returns: (nullable): that frame, removed from @input, or %NULL while it
+ *   is incomplete
+ */
+PubsubTestRawFrame *pubsub_test_ws_server_frame_pop (GByteArray *input);
 
 typedef struct {
   GSocket    *socket;

@@ -35,53 +35,12 @@ start_server (const char * const *args)
 #endif
 }
 
-static const char *
-frame_type (PubsubTestFrame *frame)
-{
-  return pubsub_test_frame_get_string (frame, "type", NULL);
-}
-
-static gint64
-event_sequence (PubsubTestFrame *frame)
-{
-  g_autofree char *raw = pubsub_test_frame_dup_raw (frame, "message", "payload", "n", NULL);
-
-  if (raw == NULL)
-    g_error ("not an event with payload.n: %.200s", frame->text);
-  return g_ascii_strtoll (raw, NULL, 10);
-}
-
-static void
-send_publish (PubsubTestWs *publisher,
-              const char   *topic,
-              guint         n,
-              const char   *padding)
-{
-  g_autofree char *id = pubsub_test_uuid ();
-
-  pubsub_test_ws_sendf (publisher,
-                        "{\"type\":\"publish\",\"topic\":\"%s\",\"request_id\":\"p%u\","
-                        "\"message\":{\"id\":\"%s\",\"payload\":{\"n\":%u,\"pad\":\"%s\"}}}",
-                        topic, n, id, n, padding);
-}
-
 typedef struct {
   guint    acked;        /* the publisher's acks */
   gint64   next;         /* the reader's next expected event */
   guint    received;     /* the reader's events */
   gboolean expect_ack;   /* the reader's next frame is its subscribe's ack */
 } Counters;
-
-static void
-on_publisher_frame (PubsubTestFrame *frame,
-                    gpointer         user_data)
-{
-  Counters *counters = user_data;
-
-  if (g_strcmp0 (frame_type (frame), "ack") != 0)
-    g_error ("the publisher got: %.200s", frame->text);
-  counters->acked++;
-}
 
 static void
 on_reader_frame (PubsubTestFrame *frame,
@@ -92,16 +51,16 @@ on_reader_frame (PubsubTestFrame *frame,
   if (counters->expect_ack)
     {
       /* The ack comes before the replay. */
-      if (g_strcmp0 (frame_type (frame), "ack") != 0)
+      if (g_strcmp0 (pubsub_test_frame_type (frame), "ack") != 0)
         g_error ("the reading subscriber expected its ack, got: %.200s", frame->text);
       counters->expect_ack = FALSE;
       return;
     }
-  if (g_strcmp0 (frame_type (frame), "event") != 0)
+  if (g_strcmp0 (pubsub_test_frame_type (frame), "event") != 0)
     g_error ("the reading subscriber got: %.200s", frame->text);
-  if (event_sequence (frame) != counters->next)
+  if (pubsub_test_event_sequence (frame) != counters->next)
     g_error ("the reading subscriber expected event %" G_GINT64_FORMAT ", got %" G_GINT64_FORMAT,
-             counters->next, event_sequence (frame));
+             counters->next, pubsub_test_event_sequence (frame));
   counters->next++;
   counters->received++;
 }
@@ -189,8 +148,8 @@ test_slow_consumer (void)
   pubsub_test_wait_for (pubsub_test_topic_subscribers (server, "firehose", NULL) == 2, 5000);
 
   publisher->keep_frames = FALSE;
-  publisher->on_frame = on_publisher_frame;
-  publisher->on_frame_data = &counters;
+  publisher->on_frame = pubsub_test_ws_count_ack;
+  publisher->on_frame_data = &counters.acked;
   reader->keep_frames = FALSE;
   reader->on_frame = on_reader_frame;
   reader->on_frame_data = &counters;
@@ -202,7 +161,7 @@ test_slow_consumer (void)
       /* The publisher stays a small window ahead of its acks and of the
        * reader; the slow consumer holds nobody back. */
       while (sent < total && sent < MIN (counters.acked, counters.received) + window)
-        send_publish (publisher, "firehose", ++sent, padding);
+        pubsub_test_ws_send_publish (publisher, "firehose", ++sent, padding);
       pubsub_test_iterate ();
 
       if (sent < next_poll)
@@ -355,14 +314,14 @@ test_full_replay_not_cut (void)
 
   pubsub_test_create_topic (server, "history", NULL);
   publisher->keep_frames = FALSE;
-  publisher->on_frame = on_publisher_frame;
-  publisher->on_frame_data = &counters;
+  publisher->on_frame = pubsub_test_ws_count_ack;
+  publisher->on_frame_data = &counters.acked;
   /* 600 published, 500 kept: 101..600. The publisher itself reads its acks
    * within a window of 5 (queue-size is 10 for it as well). */
   while (sent < 600)
     {
       while (sent < 600 && sent < counters.acked + 5)
-        send_publish (publisher, "history", ++sent, "some payload text");
+        pubsub_test_ws_send_publish (publisher, "history", ++sent, "some payload text");
       pubsub_test_iterate ();
     }
   pubsub_test_wait_for (counters.acked == 600, 10000);

@@ -364,7 +364,7 @@ test_history_precedence (gconstpointer data)
   for (;;)
     {
       g_autoptr(PubsubTestFrame) frame = pubsub_test_ws_next (ws, 5000);
-      const char *type = pubsub_test_frame_get_string (frame, "type", NULL);
+      const char *type = pubsub_test_frame_type (frame);
 
       if (g_strcmp0 (type, "pong") == 0)
         break;

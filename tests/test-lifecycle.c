@@ -70,34 +70,6 @@ test_version (void)
 
 /* ---- graceful shutdown -------------------------------------------------- */
 
-typedef struct {
-  gint64 next;
-  guint  received;
-} Sequence;
-
-static gint64
-event_sequence (PubsubTestFrame *frame)
-{
-  g_autofree char *raw = pubsub_test_frame_dup_raw (frame, "message", "payload", "n", NULL);
-
-  g_assert_nonnull (raw);
-  return g_ascii_strtoll (raw, NULL, 10);
-}
-
-static void
-on_event (PubsubTestFrame *frame,
-          gpointer         user_data)
-{
-  Sequence *seq = user_data;
-
-  if (g_strcmp0 (pubsub_test_frame_get_string (frame, "type", NULL), "event") != 0)
-    g_error ("a subscriber got: %.200s", frame->text);
-  /* Flushed in order, with no gap, up to the close. */
-  g_assert_cmpint (event_sequence (frame), ==, seq->next);
-  seq->next++;
-  seq->received++;
-}
-
 static void
 send_publish (PubsubTestWs *publisher,
               const char   *topic,
@@ -119,7 +91,7 @@ count_acks (PubsubTestWs *ws)
   guint acks = 0;
 
   for (GList *l = ws->frames.head; l != NULL; l = l->next)
-    if (g_strcmp0 (pubsub_test_frame_get_string (l->data, "type", NULL), "ack") == 0)
+    if (g_strcmp0 (pubsub_test_frame_type (l->data), "ack") == 0)
       acks++;
   return acks;
 }
@@ -137,8 +109,8 @@ test_shutdown_clean (gconstpointer data)
   g_autoptr(PubsubTestWs) idle = pubsub_test_ws_connect (server, NULL, NULL);
   g_autoptr(PubsubTestWs) publisher = pubsub_test_ws_connect (server, NULL, NULL);
   PubsubTestWs *clients[4];
-  Sequence seq_one = { 1, 0 };
-  Sequence seq_two = { 1, 0 };
+  PubsubTestSequence seq_one = { 1, 0 };
+  PubsubTestSequence seq_two = { 1, 0 };
   guint in_flight = 30;
   gint64 signalled;
   gint64 took;
@@ -149,9 +121,10 @@ test_shutdown_clean (gconstpointer data)
   pubsub_test_ws_subscribe (two, "t1", 0);
   pubsub_test_ws_subscribe (two, "t2", 0);
   one->keep_frames = two->keep_frames = FALSE;
-  one->on_frame = on_event;
+  /* Flushed in order, with no gap, up to the close: checked as they come. */
+  one->on_frame = pubsub_test_ws_check_sequence;
   one->on_frame_data = &seq_one;
-  two->on_frame = on_event;
+  two->on_frame = pubsub_test_ws_check_sequence;
   two->on_frame_data = &seq_two;
 
   /* 20 acknowledged events, then 30 more sent right before the signal. */
@@ -210,7 +183,7 @@ test_shutdown_grace (gconstpointer data)
   g_autoptr(PubsubTestResponse) refused = NULL;
   g_autoptr(GSocketClient) client = g_socket_client_new ();
   g_autoptr(GSocketConnection) connection = NULL;
-  Sequence seq = { 1, 0 };
+  PubsubTestSequence seq = { 1, 0 };
   gint64 signalled;
   gint64 took;
   guint total = 100;
@@ -222,7 +195,7 @@ test_shutdown_grace (gconstpointer data)
   pubsub_test_ws_subscribe (reader, "big", 0);
   pubsub_test_wait_for (pubsub_test_topic_subscribers (server, "big", NULL) == 2, 5000);
   reader->keep_frames = FALSE;
-  reader->on_frame = on_event;
+  reader->on_frame = pubsub_test_ws_check_sequence;
   reader->on_frame_data = &seq;
 
   /* ~6 MB: more than the kernel holds for the stalled one, less than its

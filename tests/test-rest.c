@@ -19,15 +19,11 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static PubsubTestServer *shared_server;
-
 /* One daemon for the rows of the tables; stopped (exit status 0) in main(). */
 static PubsubTestServer *
 get_shared_server (void)
 {
-  if (shared_server == NULL)
-    shared_server = pubsub_test_server_start (NULL);
-  return shared_server;
+  return pubsub_test_shared_server (NULL, NULL);
 }
 
 static JsonObject *
@@ -72,15 +68,10 @@ static GPtrArray *
 list_topic_names_with_key (PubsubTestServer *server,
                            const char       *api_key)
 {
-  g_autoptr(PubsubTestResponse) response = NULL;
+  g_autoptr(PubsubTestResponse) response = pubsub_test_get_topics (server, api_key);
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   JsonArray *topics;
 
-  if (api_key != NULL)
-    response = pubsub_test_request (server, "GET", "/topics", NULL, "X-API-Key", api_key, NULL);
-  else
-    response = pubsub_test_request (server, "GET", "/topics", NULL, NULL);
-  g_assert_cmpuint (response->status, ==, 200);
   topics = json_object_get_array_member (response_object (response), "topics");
   for (guint i = 0; i < json_array_get_length (topics); i++)
     {
@@ -843,7 +834,7 @@ check_websocket_auth (PubsubTestServer *server)
   {
     g_autoptr(PubsubTestFrame) event = pubsub_test_ws_next (by_header, 5000);
 
-    g_assert_cmpstr (pubsub_test_frame_get_string (event, "type", NULL), ==, "event");
+    g_assert_cmpstr (pubsub_test_frame_type (event), ==, "event");
   }
 }
 
@@ -953,10 +944,6 @@ main (int   argc,
   g_test_add_func ("/rest/auth/off", test_auth_off);
 
   status = g_test_run ();
-  if (shared_server != NULL)
-    {
-      pubsub_test_server_stop (shared_server);
-      g_clear_pointer (&shared_server, pubsub_test_server_free);
-    }
+  pubsub_test_shared_server_stop ();
   return status;
 }

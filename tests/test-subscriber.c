@@ -32,6 +32,7 @@
 #include "pubsub-protocol.h"
 #include "pubsub-ws-frame.h"
 #include "pubsub-subscriber.h"
+#include "pubsub-test-util.h"
 
 #define UUID "123e4567-e89b-12d3-a456-426614174000"
 #define DEADLINE_SECONDS 10
@@ -50,18 +51,6 @@ typedef struct {
   guint              slow_count;
   guint              drained_count;
 } Fixture;
-
-typedef struct {
-  guint8  opcode;
-  GBytes *payload;
-} Frame;
-
-static void
-frame_free (Frame *frame)
-{
-  g_bytes_unref (frame->payload);
-  g_free (frame);
-}
 
 static void
 fixture_setup (Fixture       *f,
@@ -201,44 +190,13 @@ peer_read (Fixture *f,
 }
 
 /* Takes one complete frame off the inbox, or returns NULL. */
-static Frame *
+static PubsubTestRawFrame *
 inbox_pop (Fixture *f)
 {
-  const guint8 *data = f->inbox->data;
-  gsize available = f->inbox->len;
-  gsize header_len;
-  guint64 len;
-  Frame *frame;
+  PubsubTestRawFrame *frame = pubsub_test_ws_server_frame_pop (f->inbox);
 
-  if (available < 2)
-    return NULL;
-  g_assert_cmphex (data[0] & 0x80, ==, 0x80);   /* FIN */
-  g_assert_cmphex (data[1] & 0x80, ==, 0);      /* unmasked */
-  len = data[1] & 0x7f;
-  header_len = 2;
-  if (len == 126)
-    {
-      if (available < 4)
-        return NULL;
-      len = ((guint64) data[2] << 8) | data[3];
-      header_len = 4;
-    }
-  else if (len == 127)
-    {
-      if (available < 10)
-        return NULL;
-      len = 0;
-      for (guint i = 0; i < 8; i++)
-        len = (len << 8) | data[2 + i];
-      header_len = 10;
-    }
-  if (available < header_len + len)
-    return NULL;
-
-  frame = g_new0 (Frame, 1);
-  frame->opcode = data[0] & 0x0f;
-  frame->payload = g_bytes_new (data + header_len, (gsize) len);
-  g_byte_array_remove_range (f->inbox, 0, (guint) (header_len + len));
+  if (frame != NULL)
+    g_assert_true (frame->fin);   /* the subscriber never fragments */
   return frame;
 }
 
@@ -247,12 +205,12 @@ static GPtrArray *
 collect_frames (Fixture *f,
                 guint    n)
 {
-  GPtrArray *frames = g_ptr_array_new_with_free_func ((GDestroyNotify) frame_free);
+  GPtrArray *frames = g_ptr_array_new_with_free_func ((GDestroyNotify) pubsub_test_raw_frame_free);
   gint64 deadline = g_get_monotonic_time () + DEADLINE_SECONDS * G_USEC_PER_SEC;
 
   while (frames->len < n)
     {
-      Frame *frame = inbox_pop (f);
+      PubsubTestRawFrame *frame = inbox_pop (f);
 
       if (frame != NULL)
         {
@@ -279,8 +237,8 @@ assert_no_more_frames (Fixture *f)
 }
 
 static JsonObject *
-frame_object (Frame       *frame,
-              JsonParser  *parser)
+frame_object (PubsubTestRawFrame *frame,
+              JsonParser         *parser)
 {
   g_autoptr(GError) error = NULL;
   gsize size;
@@ -297,7 +255,7 @@ frame_object (Frame       *frame,
 }
 
 static const char *
-frame_type (Frame *frame)
+frame_type (PubsubTestRawFrame *frame)
 {
   static char type[32];
   g_autoptr(JsonParser) parser = json_parser_new ();
@@ -309,8 +267,8 @@ frame_type (Frame *frame)
 
 /* An event frame: its topic and message.payload.n. */
 static gint64
-event_number (Frame       *frame,
-              const char  *topic)
+event_number (PubsubTestRawFrame *frame,
+              const char         *topic)
 {
   g_autoptr(JsonParser) parser = json_parser_new ();
   JsonObject *object = frame_object (frame, parser);
@@ -411,7 +369,7 @@ test_order (Fixture       *f,
   frames = collect_frames (f, 60);
   for (guint n = 0; n < 60; n++)
     {
-      Frame *frame = g_ptr_array_index (frames, n);
+      PubsubTestRawFrame *frame = g_ptr_array_index (frames, n);
       GBytes *sent = pubsub_message_get_frame (g_ptr_array_index (messages, n));
       gsize size;
       const guint8 *bytes = g_bytes_get_data (sent, &size);
@@ -447,8 +405,9 @@ test_send_direct (Fixture       *f,
   frames = collect_frames (f, 4);
   g_assert_cmpstr (frame_type (g_ptr_array_index (frames, 0)), ==, "pong");
   g_assert_cmpint (event_number (g_ptr_array_index (frames, 1), "t"), ==, 0);
-  g_assert_cmpuint (((Frame *) g_ptr_array_index (frames, 2))->opcode, ==, 0x9);
-  g_assert_cmpuint (g_bytes_get_size (((Frame *) g_ptr_array_index (frames, 2))->payload), ==, 0);
+  g_assert_cmpuint (((PubsubTestRawFrame *) g_ptr_array_index (frames, 2))->opcode, ==, 0x9);
+  g_assert_cmpuint (g_bytes_get_size (((PubsubTestRawFrame *) g_ptr_array_index (frames, 2))->payload),
+                    ==, 0);
   g_assert_cmpint (event_number (g_ptr_array_index (frames, 3), "t"), ==, 1);
   assert_no_more_frames (f);
 }

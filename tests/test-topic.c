@@ -1,14 +1,14 @@
-/* test-topic.c: topics, messages and the broker (src/pubsub-topic.c,
- * src/pubsub-message.c, src/pubsub-broker.c)
+/* test-topic.c: topics and messages (src/model/pubsub-topic.c,
+ * src/model/pubsub-message.c)
  *
  * - the history ring at sizes 0, 1 and N, checked against a model after
  *   every publish (wraparound keeps the last N, oldest first);
  * - counters (messages is not capped by the history) and their notify
  *   signals;
  * - the "event" fan-out: one emission per publish, every handler sees the
- *   same PubsubMessage and the same GBytes frame (no per-subscriber copy);
- * - the broker: create / duplicate / invalid / limit / delete / list order /
- *   publish / publish_json and its validation, and its signals.
+ *   same PubsubMessage and the same GBytes frame (no per-subscriber copy).
+ *
+ * The broker has its own test-broker.c.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -18,120 +18,12 @@
 
 #include <glib-object.h>
 
-#include "pubsub-broker.h"
-#include "pubsub-error.h"
-#include "pubsub-json.h"
 #include "pubsub-message.h"
 #include "pubsub-protocol.h"
-#include "pubsub-ws-frame.h"
+#include "pubsub-test-model.h"
 #include "pubsub-topic.h"
 
-#define UUID "123e4567-e89b-12d3-a456-426614174000"
-
-/* A message encoded as the daemon encodes it: a WebSocket event frame. */
-static PubsubMessage *
-message_new (const char *topic,
-             const char *id,
-             const char *payload,
-             gsize       payload_len)
-{
-  PubsubMessageInfo info = {
-    .topic = topic,
-    .epoch = "0123456789abcdef",
-    .seq = 1,
-    .id = id,
-    .payload = payload,
-    .payload_len = payload_len,
-    .time_us = g_get_real_time (),
-  };
-
-  return pubsub_message_new (&info, pubsub_frame_new_event);
-}
-
-/* A UUID of its own for message @n. */
-static char *
-numbered_uuid (guint n)
-{
-  return g_strdup_printf ("00000000-0000-4000-8000-%012x", n);
-}
-
-/* ---------------------------------------------------------------------- */
-/* Helpers                                                                */
-
-/* Publishes {"n":n} with an id of its own. Returns: (transfer full) */
-static PubsubMessage *
-publish_numbered (PubsubTopic *topic,
-                  guint        n)
-{
-  g_autofree char *payload = g_strdup_printf ("{\"n\":%u}", n);
-  g_autofree char *id = numbered_uuid (n);
-  gboolean duplicate = TRUE;
-  PubsubMessage *message = pubsub_topic_publish (topic, id, payload, strlen (payload),
-                                                 pubsub_frame_new_event, &duplicate);
-
-  g_assert_false (duplicate);
-  return message;
-}
-
-/* The JSON text of an event frame's message.payload / message.id. */
-static void
-event_fields (PubsubMessage  *message,
-              char          **out_payload,
-              char          **out_id,
-              char          **out_topic)
-{
-  GBytes *frame = pubsub_message_get_frame (message);
-  gsize size;
-  const char *data = g_bytes_get_data (frame, &size);
-  gsize header = pubsub_ws_frame_payload_offset (frame);
-  PubsubJsonMember members[8];
-  PubsubJsonMember inner[4];
-  PubsubJsonValue root;
-  PubsubJsonValue message_value;
-  guint n_members;
-  guint n_inner;
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (pubsub_json_parse_utf8_object (data + header, size - header, &root, members,
-                                                G_N_ELEMENTS (members), &n_members, &error));
-  g_assert_no_error (error);
-  g_assert_cmpuint (n_members, ==, 6);
-  g_assert_true (pubsub_json_key_equal (&members[3].key, "seq"));
-  g_assert_true (pubsub_json_key_equal (&members[4].key, "epoch"));
-  g_assert_true (pubsub_json_key_equal (&members[0].key, "type"));
-  g_assert_true (pubsub_json_key_equal (&members[0].value, "event"));
-  g_assert_true (pubsub_json_key_equal (&members[1].key, "topic"));
-  g_assert_true (pubsub_json_key_equal (&members[2].key, "message"));
-  message_value = members[2].value;
-  g_assert_true (pubsub_json_object_members (&message_value, inner, G_N_ELEMENTS (inner),
-                                             &n_inner));
-  g_assert_cmpuint (n_inner, ==, 2);
-  g_assert_true (pubsub_json_key_equal (&inner[0].key, "id"));
-  g_assert_true (pubsub_json_key_equal (&inner[1].key, "payload"));
-  if (out_payload != NULL)
-    *out_payload = g_strndup (inner[1].value.text, inner[1].value.len);
-  if (out_id != NULL)
-    *out_id = pubsub_json_string_decode (&inner[0].value, NULL);
-  if (out_topic != NULL)
-    *out_topic = pubsub_json_string_decode (&members[1].value, NULL);
-}
-
-static char *
-event_payload (PubsubMessage *message)
-{
-  char *payload = NULL;
-
-  event_fields (message, &payload, NULL, NULL);
-  return payload;
-}
-
-static void
-count_notify (GObject    *object,
-              GParamSpec *pspec,
-              gpointer    user_data)
-{
-  (*(guint *) user_data)++;
-}
+#define UUID PUBSUB_TEST_UUID
 
 /* ---------------------------------------------------------------------- */
 /* Message                                                                */
@@ -141,14 +33,15 @@ test_message (void)
 {
   static const char payload[] = "[1e400,12345678901234567890,\"a\\u0000b\"]";
   gint64 before = g_get_real_time ();
-  g_autoptr(PubsubMessage) message = message_new ("orders", UUID, payload, sizeof payload - 1);
+  g_autoptr(PubsubMessage) message = pubsub_test_message_new ("orders", UUID, payload,
+                                                              sizeof payload - 1);
   g_autofree char *got_payload = NULL;
   g_autofree char *got_id = NULL;
   g_autofree char *got_topic = NULL;
   PubsubMessage *copy;
 
   g_assert_cmpstr (pubsub_message_get_id (message), ==, UUID);
-  event_fields (message, &got_payload, &got_id, &got_topic);
+  pubsub_test_event_fields (message, &got_payload, &got_id, &got_topic);
   g_assert_cmpstr (got_payload, ==, payload);
   g_assert_cmpstr (got_id, ==, UUID);
   g_assert_cmpstr (got_topic, ==, "orders");
@@ -215,7 +108,7 @@ check_history (gconstpointer data)
     {
       guint expected_length = MIN (n + 1, history_size);
 
-      g_ptr_array_add (published, publish_numbered (topic, n));
+      g_ptr_array_add (published, pubsub_test_publish_numbered (topic, n));
       g_assert_cmpuint (pubsub_message_get_seq (g_ptr_array_index (published, n)), ==, n + 1);
 
       g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, n + 1);
@@ -234,7 +127,7 @@ check_history (gconstpointer data)
   g_ptr_array_set_size (published, 0);
   for (guint i = 0; i < MIN (total, history_size); i++)
     {
-      g_autofree char *payload = event_payload (pubsub_topic_get_history_item (topic, i));
+      g_autofree char *payload = pubsub_test_event_payload (pubsub_topic_get_history_item (topic, i));
       g_autofree char *expected = g_strdup_printf ("{\"n\":%u}", total - MIN (total, history_size) + i);
 
       g_assert_cmpstr (payload, ==, expected);
@@ -245,7 +138,7 @@ static void
 test_history_item_out_of_range (void)
 {
   g_autoptr(PubsubTopic) topic = pubsub_topic_new ("t", 3);
-  g_autoptr(PubsubMessage) message = publish_numbered (topic, 0);
+  g_autoptr(PubsubMessage) message = pubsub_test_publish_numbered (topic, 0);
 
   g_test_expect_message ("pubsubd", G_LOG_LEVEL_CRITICAL, "*index < self->history_length*");
   g_assert_null (pubsub_topic_get_history_item (topic, 1));
@@ -261,12 +154,12 @@ test_counters_and_notify (void)
   guint64 messages = 0;
   guint subscribers = 0;
 
-  g_signal_connect (topic, "notify::messages", G_CALLBACK (count_notify), &notify_messages);
-  g_signal_connect (topic, "notify::subscribers", G_CALLBACK (count_notify), &notify_subscribers);
+  g_signal_connect (topic, "notify::messages", G_CALLBACK (pubsub_test_count_notify), &notify_messages);
+  g_signal_connect (topic, "notify::subscribers", G_CALLBACK (pubsub_test_count_notify), &notify_subscribers);
 
   for (guint n = 0; n < 10; n++)
     {
-      g_autoptr(PubsubMessage) message = publish_numbered (topic, n);
+      g_autoptr(PubsubMessage) message = pubsub_test_publish_numbered (topic, n);
     }
   /* Counted since creation, not capped by the history of 2. */
   g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 10);
@@ -345,7 +238,7 @@ test_event_signal (void)
 
   for (guint n = 0; n < 6; n++)
     {
-      g_autoptr(PubsubMessage) message = publish_numbered (topic, n);
+      g_autoptr(PubsubMessage) message = pubsub_test_publish_numbered (topic, n);
       GBytes *frame = pubsub_message_get_frame (message);
 
       /* Once per handler per publish. */
@@ -382,7 +275,6 @@ test_deleted_signal (void)
   g_assert_cmpuint (deleted, ==, 1);
 }
 
-
 /* ---------------------------------------------------------------------- */
 /* SPEC §8: epoch, seq, idempotent publish, where a replay starts         */
 
@@ -416,7 +308,7 @@ test_topic_duplicate (void)
   g_autoptr(PubsubMessage) first = NULL;
   g_autoptr(PubsubMessage) again = NULL;
   g_autoptr(PubsubMessage) later = NULL;
-  g_autofree char *id = numbered_uuid (0);
+  g_autofree char *id = pubsub_test_numbered_uuid (0);
   guint events = 0;
   gboolean duplicate = TRUE;
 
@@ -435,7 +327,7 @@ test_topic_duplicate (void)
 
   /* Once it has left the history, the id is a new message. */
   for (guint n = 1; n <= 3; n++)
-    pubsub_message_unref (publish_numbered (topic, n));
+    pubsub_message_unref (pubsub_test_publish_numbered (topic, n));
   g_assert_cmpuint (pubsub_topic_get_first_seq (topic), ==, 2);
   later = pubsub_topic_publish (topic, id, "3", 1, pubsub_frame_new_event, &duplicate);
   g_assert_false (duplicate);
@@ -450,7 +342,7 @@ static void
 test_topic_duplicate_no_history (void)
 {
   g_autoptr(PubsubTopic) topic = pubsub_topic_new ("t", 0);
-  g_autofree char *id = numbered_uuid (0);
+  g_autofree char *id = pubsub_test_numbered_uuid (0);
 
   for (guint n = 1; n <= 2; n++)
     {
@@ -497,7 +389,7 @@ test_topic_replay_start (gconstpointer data)
   gboolean recovered = !row->recovered;
 
   for (guint n = 1; n <= 8; n++)
-    pubsub_message_unref (publish_numbered (topic, n));
+    pubsub_message_unref (pubsub_test_publish_numbered (topic, n));
   g_strlcpy (since.epoch, row->same_epoch ? pubsub_topic_get_epoch (topic) : "0000000000000000",
              sizeof since.epoch);
   g_assert_cmpuint (pubsub_topic_replay_start (topic, row->has_since ? &since : NULL,
@@ -516,511 +408,6 @@ test_topic_replay_start_empty (void)
   g_strlcpy (since.epoch, pubsub_topic_get_epoch (topic), sizeof since.epoch);
   g_assert_cmpuint (pubsub_topic_replay_start (topic, &since, 0, &recovered), ==, 0);
   g_assert_true (recovered);
-}
-
-/* ---------------------------------------------------------------------- */
-/* Broker                                                                 */
-
-typedef struct {
-  GPtrArray *created;   /* topic names, in order */
-  GPtrArray *deleted;
-  guint      topic_deleted_signals;   /* "deleted" on the topic itself */
-  gboolean   topic_deleted_first;     /* topic's "deleted" came before the broker's signal */
-} BrokerEvents;
-
-static void
-on_topic_created (PubsubBroker *broker,
-                  PubsubTopic  *topic,
-                  BrokerEvents *events)
-{
-  g_assert_true (PUBSUB_IS_TOPIC (topic));
-  /* Already registered when announced. */
-  g_assert_true (pubsub_broker_lookup_topic (broker, pubsub_topic_get_name (topic)) == topic);
-  g_ptr_array_add (events->created, g_strdup (pubsub_topic_get_name (topic)));
-}
-
-static void
-on_topic_deleted (PubsubBroker *broker,
-                  PubsubTopic  *topic,
-                  BrokerEvents *events)
-{
-  g_assert_true (PUBSUB_IS_TOPIC (topic));
-  g_assert_null (pubsub_broker_lookup_topic (broker, pubsub_topic_get_name (topic)));
-  events->topic_deleted_first = events->topic_deleted_signals ==
-                                events->deleted->len + 1;
-  g_ptr_array_add (events->deleted, g_strdup (pubsub_topic_get_name (topic)));
-}
-
-static void
-on_own_topic_deleted (PubsubTopic  *topic,
-                      BrokerEvents *events)
-{
-  events->topic_deleted_signals++;
-}
-
-static void
-broker_events_init (BrokerEvents *events,
-                    PubsubBroker *broker)
-{
-  events->created = g_ptr_array_new_with_free_func (g_free);
-  events->deleted = g_ptr_array_new_with_free_func (g_free);
-  events->topic_deleted_signals = 0;
-  events->topic_deleted_first = FALSE;
-  g_signal_connect (broker, "topic-created", G_CALLBACK (on_topic_created), events);
-  g_signal_connect (broker, "topic-deleted", G_CALLBACK (on_topic_deleted), events);
-}
-
-static void
-broker_events_clear (BrokerEvents *events)
-{
-  g_clear_pointer (&events->created, g_ptr_array_unref);
-  g_clear_pointer (&events->deleted, g_ptr_array_unref);
-}
-
-static void
-test_broker_create (void)
-{
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 5, 100);
-  g_autoptr(GError) error = NULL;
-  BrokerEvents events;
-  guint notify_count = 0;
-  PubsubTopic *topic;
-  guint history_size = 0;
-
-  broker_events_init (&events, broker);
-  g_signal_connect (broker, "notify::topic-count", G_CALLBACK (count_notify), &notify_count);
-
-  topic = pubsub_broker_create_topic (broker, "orders", &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (topic);
-  g_assert_cmpstr (pubsub_topic_get_name (topic), ==, "orders");
-  g_object_get (topic, "history-size", &history_size, NULL);
-  g_assert_cmpuint (history_size, ==, 5);
-  g_assert_true (pubsub_broker_lookup_topic (broker, "orders") == topic);
-  g_assert_true (pubsub_broker_get_topic (broker, "orders", &error) == topic);
-  g_assert_no_error (error);
-  g_assert_cmpuint (pubsub_broker_get_topic_count (broker), ==, 1);
-  g_assert_cmpuint (events.created->len, ==, 1);
-  g_assert_cmpstr (g_ptr_array_index (events.created, 0), ==, "orders");
-  g_assert_cmpuint (notify_count, ==, 1);
-
-  /* Duplicate. */
-  g_assert_null (pubsub_broker_create_topic (broker, "orders", &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_EXISTS);
-  g_assert_nonnull (strstr (error->message, "'orders'"));
-  g_clear_error (&error);
-  g_assert_true (pubsub_broker_lookup_topic (broker, "orders") == topic);
-
-  /* Names are case-sensitive. */
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "Orders", &error));
-  g_assert_no_error (error);
-
-  /* Invalid names. */
-  {
-    static const char *const invalid[] = {
-      "", "a b", "a/b", "caf\xc3\xa9", "x*",
-      "01234567890123456789012345678901234567890123456789012345678901234567890123456789"
-      "0123456789012345678901234567890123456789012345678",   /* 129 */
-    };
-
-    for (gsize i = 0; i < G_N_ELEMENTS (invalid); i++)
-      {
-        g_assert_null (pubsub_broker_create_topic (broker, invalid[i], &error));
-        g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST);
-        g_assert_nonnull (strstr (error->message, "invalid topic name"));
-        g_clear_error (&error);
-      }
-  }
-  /* 128 is fine. */
-  {
-    g_autofree char *name = g_strnfill (128, 'n');
-
-    g_assert_nonnull (pubsub_broker_create_topic (broker, name, &error));
-    g_assert_no_error (error);
-  }
-
-  g_assert_cmpuint (pubsub_broker_get_topic_count (broker), ==, 3);
-  g_assert_cmpuint (events.created->len, ==, 3);
-  g_assert_cmpuint (notify_count, ==, 3);
-  g_assert_cmpuint (events.deleted->len, ==, 0);
-  broker_events_clear (&events);
-}
-
-static void
-test_broker_max_topics (void)
-{
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 1, 2);
-  g_autoptr(GError) error = NULL;
-  guint max_topics = 0;
-
-  g_object_get (broker, "max-topics", &max_topics, NULL);
-  g_assert_cmpuint (max_topics, ==, 2);
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "a", NULL));
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "b", NULL));
-
-  g_assert_null (pubsub_broker_create_topic (broker, "c", &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_LIMIT_EXCEEDED);
-  g_assert_nonnull (strstr (error->message, "'c'"));
-  g_assert_nonnull (strstr (error->message, "2"));
-  g_clear_error (&error);
-  g_assert_null (pubsub_broker_lookup_topic (broker, "c"));
-  g_assert_cmpuint (pubsub_broker_get_topic_count (broker), ==, 2);
-
-  /* At the limit, the other errors still say what is wrong. */
-  g_assert_null (pubsub_broker_create_topic (broker, "a", &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_EXISTS);
-  g_clear_error (&error);
-  g_assert_null (pubsub_broker_create_topic (broker, "no good", &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST);
-  g_clear_error (&error);
-
-  /* A deletion makes room. */
-  g_assert_true (pubsub_broker_delete_topic (broker, "a", NULL));
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "c", &error));
-  g_assert_no_error (error);
-  g_assert_null (pubsub_broker_create_topic (broker, "d", &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_LIMIT_EXCEEDED);
-}
-
-static void
-test_broker_delete (void)
-{
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 3, 10);
-  g_autoptr(GError) error = NULL;
-  BrokerEvents events;
-  PubsubTopic *topic;
-  PubsubTopic *weak;
-  guint notify_topics = 0;
-  guint notify_subscribers = 0;
-
-  broker_events_init (&events, broker);
-  topic = pubsub_broker_create_topic (broker, "orders", NULL);
-  g_signal_connect (topic, "deleted", G_CALLBACK (on_own_topic_deleted), &events);
-  weak = topic;
-  g_object_add_weak_pointer (G_OBJECT (topic), (gpointer *) &weak);
-  g_signal_connect (broker, "notify::topic-count", G_CALLBACK (count_notify), &notify_topics);
-  g_signal_connect (broker, "notify::subscriber-count", G_CALLBACK (count_notify),
-                    &notify_subscribers);
-
-  /* Missing. */
-  g_assert_false (pubsub_broker_delete_topic (broker, "nope", &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
-  g_assert_nonnull (strstr (error->message, "'nope'"));
-  g_clear_error (&error);
-  g_assert_cmpuint (events.deleted->len, ==, 0);
-  g_assert_cmpuint (notify_topics, ==, 0);
-
-  /* Existing: the topic hears "deleted" first, then the broker announces it,
-   * and the broker's reference goes. */
-  g_assert_true (pubsub_broker_delete_topic (broker, "orders", &error));
-  g_assert_no_error (error);
-  g_assert_cmpuint (events.topic_deleted_signals, ==, 1);
-  g_assert_cmpuint (events.deleted->len, ==, 1);
-  g_assert_cmpstr (g_ptr_array_index (events.deleted, 0), ==, "orders");
-  g_assert_true (events.topic_deleted_first);
-  g_assert_null (pubsub_broker_lookup_topic (broker, "orders"));
-  g_assert_cmpuint (pubsub_broker_get_topic_count (broker), ==, 0);
-  g_assert_cmpuint (notify_topics, ==, 1);
-  g_assert_null (weak);
-
-  /* Gone for good. */
-  g_assert_false (pubsub_broker_delete_topic (broker, "orders", &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
-  g_clear_error (&error);
-  g_assert_null (pubsub_broker_get_topic (broker, "orders", &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
-  g_clear_error (&error);
-
-  /* Re-created: a fresh topic with no history. */
-  topic = pubsub_broker_create_topic (broker, "orders", NULL);
-  g_assert_nonnull (topic);
-  g_assert_cmpuint (pubsub_topic_get_history_length (topic), ==, 0);
-  g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 0);
-  broker_events_clear (&events);
-}
-
-/* Somebody still holding the topic (a subscriber) keeps it alive, but it is
- * no longer the broker's and no longer tied to its counters. */
-static void
-test_broker_delete_held (void)
-{
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 3, 10);
-  g_autoptr(PubsubTopic) held = NULL;
-  g_autoptr(GError) error = NULL;
-  guint notify_subscribers = 0;
-
-  held = g_object_ref (pubsub_broker_create_topic (broker, "t", NULL));
-  g_signal_connect (broker, "notify::subscriber-count", G_CALLBACK (count_notify),
-                    &notify_subscribers);
-  pubsub_topic_add_subscriber (held);
-  g_assert_cmpuint (notify_subscribers, ==, 1);
-  g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 1);
-
-  g_assert_true (pubsub_broker_delete_topic (broker, "t", NULL));
-  g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 0);
-  notify_subscribers = 0;
-  pubsub_topic_remove_subscriber (held);
-  g_assert_cmpuint (notify_subscribers, ==, 0);
-
-  g_assert_null (pubsub_broker_publish (broker, "t", UUID, "1", 1, NULL, &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
-}
-
-static void
-test_broker_list_sorted (void)
-{
-  static const char *const names[] = { "b", "a", "B", "_", "0", "a.b", ":", "a-", "A", "ab" };
-  static const char *const sorted[] = { "0", ":", "A", "B", "_", "a", "a-", "a.b", "ab", "b" };
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 1, 100);
-  g_autoptr(GPtrArray) list = NULL;
-
-  list = pubsub_broker_list_topics (broker);
-  g_assert_cmpuint (list->len, ==, 0);
-  g_clear_pointer (&list, g_ptr_array_unref);
-
-  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
-    g_assert_nonnull (pubsub_broker_create_topic (broker, names[i], NULL));
-  list = pubsub_broker_list_topics (broker);
-  g_assert_cmpuint (list->len, ==, G_N_ELEMENTS (sorted));
-  for (guint i = 0; i < list->len; i++)
-    {
-      PubsubTopic *topic = g_ptr_array_index (list, i);
-
-      g_assert_cmpstr (pubsub_topic_get_name (topic), ==, sorted[i]);
-      g_assert_true (pubsub_broker_lookup_topic (broker, sorted[i]) == topic);
-    }
-
-  /* The list holds its own references: it outlives a deletion. */
-  g_assert_true (pubsub_broker_delete_topic (broker, "B", NULL));
-  g_assert_cmpstr (pubsub_topic_get_name (g_ptr_array_index (list, 3)), ==, "B");
-  g_clear_pointer (&list, g_ptr_array_unref);
-  list = pubsub_broker_list_topics (broker);
-  g_assert_cmpuint (list->len, ==, G_N_ELEMENTS (sorted) - 1);
-  g_assert_cmpstr (pubsub_topic_get_name (g_ptr_array_index (list, 3)), ==, "_");
-}
-
-static void
-test_broker_subscriber_count (void)
-{
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 1, 10);
-  PubsubTopic *a = pubsub_broker_create_topic (broker, "a", NULL);
-  PubsubTopic *b = pubsub_broker_create_topic (broker, "b", NULL);
-  guint notify_count = 0;
-  guint count = 99;
-
-  g_signal_connect (broker, "notify::subscriber-count", G_CALLBACK (count_notify), &notify_count);
-  pubsub_topic_add_subscriber (a);
-  pubsub_topic_add_subscriber (a);
-  pubsub_topic_add_subscriber (b);
-  g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 3);
-  g_assert_cmpuint (notify_count, ==, 3);
-  g_object_get (broker, "subscriber-count", &count, NULL);
-  g_assert_cmpuint (count, ==, 3);
-  pubsub_topic_remove_subscriber (a);
-  g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 2);
-  g_assert_cmpuint (notify_count, ==, 4);
-
-  /* Deleting a topic drops its subscriptions from the total, and says so. */
-  g_assert_true (pubsub_broker_delete_topic (broker, "a", NULL));
-  g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 1);
-  g_assert_cmpuint (notify_count, ==, 5);
-  pubsub_topic_remove_subscriber (b);
-}
-
-static void
-test_broker_publish (void)
-{
-  static const char payload[] = "{\"big\":12345678901234567890,\"inf\":1e400}";
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 2, 10);
-  g_autoptr(GError) error = NULL;
-  PubsubTopic *topic = pubsub_broker_create_topic (broker, "t", NULL);
-  EventData data = { topic, { NULL }, { NULL }, { 0 }, 0, 0 };
-
-  g_signal_connect (topic, "event", G_CALLBACK (on_event_1), &data);
-
-  g_assert_null (pubsub_broker_publish (broker, "missing", UUID, "1", 1, NULL, &error));
-  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
-  g_assert_cmpstr (error->message, ==, "topic 'missing' does not exist");
-  g_clear_error (&error);
-  g_assert_cmpuint (data.calls[1], ==, 0);
-
-  for (guint n = 0; n < 3; n++)
-    {
-      g_autofree char *id = numbered_uuid (n);
-      g_autoptr(PubsubMessage) message = pubsub_broker_publish (broker, "t", id, payload,
-                                                                sizeof payload - 1, NULL, &error);
-      g_autofree char *got = NULL;
-
-      g_assert_no_error (error);
-      g_assert_nonnull (message);
-      /* The subscribers got this very message. */
-      g_assert_true (data.seen[1] == message);
-      g_assert_cmpuint (data.calls[1], ==, n + 1);
-      g_assert_true (pubsub_topic_get_history_item (
-                       topic, pubsub_topic_get_history_length (topic) - 1) == message);
-      got = event_payload (message);
-      g_assert_cmpstr (got, ==, payload);
-    }
-  g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 3);
-  g_assert_cmpuint (pubsub_topic_get_history_length (topic), ==, 2);
-}
-
-typedef struct {
-  const char *name;
-  const char *topic;
-  const char *id;          /* NULL allowed */
-  const char *payload;
-  gint        code;        /* -1: success */
-  const char *message;     /* substring of the error message */
-  const char *forwarded;   /* payload text in the event, on success */
-} PublishJsonRow;
-
-static const PublishJsonRow publish_json_rows[] = {
-  { "ok", "t", UUID, "{\"a\":1}", -1, NULL, "{\"a\":1}" },
-  { "ok-whitespace-trimmed", "t", UUID, " \n {\"a\" : [1, 2]}\t ", -1, NULL, "{\"a\" : [1, 2]}" },
-  { "ok-big-integer", "t", UUID, "12345678901234567890", -1, NULL, "12345678901234567890" },
-  { "ok-1e400", "t", UUID, "1e400", -1, NULL, "1e400" },
-  { "ok-minus-zero", "t", UUID, "-0.0", -1, NULL, "-0.0" },
-  { "ok-nul-escape", "t", UUID, "\"a\\u0000b\"", -1, NULL, "\"a\\u0000b\"" },
-  { "ok-u001f", "t", UUID, "\"\\u001f\"", -1, NULL, "\"\\u001f\"" },
-  { "ok-null", "t", UUID, "null", -1, NULL, "null" },
-  { "ok-upper-uuid", "t", "123E4567-E89B-12D3-A456-426614174000", "1", -1, NULL, "1" },
-  { "bad-topic-name", "a b", UUID, "1", PUBSUB_ERROR_BAD_REQUEST, "invalid topic name", NULL },
-  { "bad-topic-empty", "", UUID, "1", PUBSUB_ERROR_BAD_REQUEST, "invalid topic name", NULL },
-  { "missing-topic", "missing", UUID, "1", PUBSUB_ERROR_TOPIC_NOT_FOUND, "'missing'", NULL },
-  { "bad-uuid", "t", "not-a-uuid", "1", PUBSUB_ERROR_BAD_REQUEST, "valid UUID", NULL },
-  { "bad-uuid-long", "t", UUID "0", "1", PUBSUB_ERROR_BAD_REQUEST, "valid UUID", NULL },
-  { "bad-uuid-braces", "t", "{" UUID "}", "1", PUBSUB_ERROR_BAD_REQUEST, "valid UUID", NULL },
-  { "bad-json-empty", "t", UUID, "", PUBSUB_ERROR_BAD_REQUEST, "payload: not valid JSON", NULL },
-  { "bad-json-space", "t", UUID, "  ", PUBSUB_ERROR_BAD_REQUEST, "payload: not valid JSON", NULL },
-  { "bad-json-single-quotes", "t", UUID, "{'a':1}", PUBSUB_ERROR_BAD_REQUEST,
-    "payload: not valid JSON", NULL },
-  { "bad-json-comment", "t", UUID, "/**/1", PUBSUB_ERROR_BAD_REQUEST, "payload: not valid JSON", NULL },
-  { "bad-json-leading-zero", "t", UUID, "01", PUBSUB_ERROR_BAD_REQUEST, "payload: not valid JSON", NULL },
-  { "bad-json-trailing", "t", UUID, "[1] [2]", PUBSUB_ERROR_BAD_REQUEST,
-    "payload: not valid JSON", NULL },
-  { "bad-json-trailing-comma", "t", UUID, "[1,]", PUBSUB_ERROR_BAD_REQUEST,
-    "payload: not valid JSON", NULL },
-  { "bad-json-nan", "t", UUID, "NaN", PUBSUB_ERROR_BAD_REQUEST, "payload: not valid JSON", NULL },
-  { "bad-json-utf8", "t", UUID, "\"\xff\"", PUBSUB_ERROR_BAD_REQUEST, "payload: not valid JSON", NULL },
-  /* Validation comes before the topic lookup. */
-  { "bad-json-missing-topic", "missing", UUID, "{", PUBSUB_ERROR_BAD_REQUEST,
-    "payload: not valid JSON", NULL },
-  { "bad-uuid-missing-topic", "missing", "x", "1", PUBSUB_ERROR_BAD_REQUEST, "valid UUID", NULL },
-};
-
-static void
-test_broker_publish_json (gconstpointer user_data)
-{
-  const PublishJsonRow *row = user_data;
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 10, 10);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(PubsubMessage) message = NULL;
-  PubsubTopic *topic = pubsub_broker_create_topic (broker, "t", NULL);
-
-  message = pubsub_publish_json (broker, row->topic, row->id, row->payload, NULL, &error);
-  if (row->code < 0)
-    {
-      g_autofree char *payload = NULL;
-      g_autofree char *id = NULL;
-
-      g_assert_no_error (error);
-      g_assert_nonnull (message);
-      g_assert_cmpstr (pubsub_message_get_id (message), ==, row->id);
-      event_fields (message, &payload, &id, NULL);
-      g_assert_cmpstr (payload, ==, row->forwarded);
-      g_assert_cmpstr (id, ==, row->id);
-      /* Nothing around the payload's span is forwarded either. */
-      {
-        GBytes *frame = pubsub_message_get_frame (message);
-        gsize size;
-        const char *data = g_bytes_get_data (frame, &size);
-        gsize header = pubsub_ws_frame_payload_offset (frame);
-        g_autofree char *prefix = g_strdup_printf ("{\"type\":\"event\",\"topic\":\"t\",\"message\":"
-                                                   "{\"id\":\"%s\",\"payload\":%s},\"seq\":1,"
-                                                   "\"epoch\":\"%s\",\"ts\":\"",
-                                                   row->id, row->forwarded,
-                                                   pubsub_topic_get_epoch (topic));
-
-        g_assert_cmpuint (size - header, ==, strlen (prefix) + PUBSUB_TIMESTAMP_LEN + 2);
-        g_assert_cmpmem (data + header, strlen (prefix), prefix, strlen (prefix));
-      }
-      g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 1);
-      g_assert_true (pubsub_topic_get_history_item (topic, 0) == message);
-    }
-  else
-    {
-      g_assert_null (message);
-      g_assert_error (error, PUBSUB_ERROR, row->code);
-      if (strstr (error->message, row->message) == NULL)
-        g_error ("'%s': expected an error containing \"%s\", got \"%s\"",
-                 row->name, row->message, error->message);
-      g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 0);
-    }
-}
-
-/* An empty or missing id: the broker makes a fresh UUID. */
-static void
-test_broker_publish_json_fresh_id (void)
-{
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 10, 10);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(PubsubMessage) first = NULL;
-  g_autoptr(PubsubMessage) second = NULL;
-  g_autofree char *id_in_frame = NULL;
-
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "t", NULL));
-  first = pubsub_publish_json (broker, "t", "", "1", NULL, &error);
-  g_assert_no_error (error);
-  second = pubsub_publish_json (broker, "t", NULL, "2", NULL, &error);
-  g_assert_no_error (error);
-
-  g_assert_cmpuint (strlen (pubsub_message_get_id (first)), ==, PUBSUB_UUID_LEN);
-  g_assert_true (g_uuid_string_is_valid (pubsub_message_get_id (first)));
-  g_assert_true (g_uuid_string_is_valid (pubsub_message_get_id (second)));
-  g_assert_cmpstr (pubsub_message_get_id (first), !=, pubsub_message_get_id (second));
-  event_fields (first, NULL, &id_in_frame, NULL);
-  g_assert_cmpstr (id_in_frame, ==, pubsub_message_get_id (first));
-}
-
-static void
-test_broker_properties (void)
-{
-  gint64 before = g_get_real_time ();
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 4, 9);
-  gint64 after = g_get_real_time ();
-  guint history_size = 0;
-  guint topic_count = 99;
-  gint64 start_time = 0;
-
-  g_object_get (broker, "history-size", &history_size, "topic-count", &topic_count,
-                "start-time", &start_time, NULL);
-  g_assert_cmpuint (history_size, ==, 4);
-  g_assert_cmpuint (topic_count, ==, 0);
-  g_assert_cmpint (start_time, >=, before);
-  g_assert_cmpint (start_time, <=, after);
-  g_assert_cmpint (pubsub_broker_get_start_time (broker), ==, start_time);
-  g_assert_cmpuint (pubsub_broker_get_uptime (broker), <, 5);
-}
-
-/* Topics may outlive the broker for a moment at shutdown. */
-static void
-test_broker_dispose (void)
-{
-  PubsubBroker *broker = pubsub_broker_new (pubsub_frame_new_event, 4, 9);
-  PubsubBroker *weak = broker;
-  g_autoptr(PubsubTopic) topic = g_object_ref (pubsub_broker_create_topic (broker, "t", NULL));
-  g_autoptr(PubsubMessage) message = NULL;
-
-  g_object_add_weak_pointer (G_OBJECT (broker), (gpointer *) &weak);
-  g_object_unref (broker);
-  g_assert_null (weak);
-
-  /* Nothing left connected to the dead broker. */
-  pubsub_topic_add_subscriber (topic);
-  pubsub_topic_remove_subscriber (topic);
-  message = publish_numbered (topic, 1);
-  g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1056,23 +443,6 @@ main (int    argc,
   g_test_add_func ("/topic/counters-and-notify", test_counters_and_notify);
   g_test_add_func ("/topic/event-signal", test_event_signal);
   g_test_add_func ("/topic/deleted-signal", test_deleted_signal);
-
-  g_test_add_func ("/broker/create", test_broker_create);
-  g_test_add_func ("/broker/max-topics", test_broker_max_topics);
-  g_test_add_func ("/broker/delete", test_broker_delete);
-  g_test_add_func ("/broker/delete-held", test_broker_delete_held);
-  g_test_add_func ("/broker/list-sorted", test_broker_list_sorted);
-  g_test_add_func ("/broker/subscriber-count", test_broker_subscriber_count);
-  g_test_add_func ("/broker/publish", test_broker_publish);
-  for (gsize i = 0; i < G_N_ELEMENTS (publish_json_rows); i++)
-    {
-      g_autofree char *path = g_strdup_printf ("/broker/publish-json/%s", publish_json_rows[i].name);
-
-      g_test_add_data_func (path, &publish_json_rows[i], test_broker_publish_json);
-    }
-  g_test_add_func ("/broker/publish-json/fresh-id", test_broker_publish_json_fresh_id);
-  g_test_add_func ("/broker/properties", test_broker_properties);
-  g_test_add_func ("/broker/dispose", test_broker_dispose);
 
   return g_test_run ();
 }

@@ -13,25 +13,18 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static PubsubTestServer *shared_server;
-
 /* One daemon for the table rows, with the topic "orders"; stopped (exit
  * status 0) in main(). */
 static PubsubTestServer *
 get_shared_server (void)
 {
-  if (shared_server == NULL)
-    {
-      shared_server = pubsub_test_server_start ("--history-size", "1000", NULL);
-      pubsub_test_create_topic (shared_server, "orders", NULL);
-    }
-  return shared_server;
-}
+  static const char * const args[] = { "--history-size", "1000", NULL };
+  gboolean started;
+  PubsubTestServer *server = pubsub_test_shared_server (args, &started);
 
-static const char *
-frame_type (PubsubTestFrame *frame)
-{
-  return pubsub_test_frame_get_string (frame, "type", NULL);
+  if (started)
+    pubsub_test_create_topic (server, "orders", NULL);
+  return server;
 }
 
 /* request_id is omitted or null when the client sent none. */
@@ -62,7 +55,7 @@ expect_frame (PubsubTestWs *ws,
 {
   PubsubTestFrame *frame = pubsub_test_ws_next (ws, 5000);
 
-  if (g_strcmp0 (frame_type (frame), type) != 0)
+  if (g_strcmp0 (pubsub_test_frame_type (frame), type) != 0)
     g_error ("expected a %s frame, got: %s", type, frame->text);
   return frame;
 }
@@ -85,16 +78,6 @@ assert_usable (PubsubTestWs *ws)
   pubsub_test_ws_assert_quiet (ws);
 }
 
-static gint64
-event_sequence (PubsubTestFrame *frame)
-{
-  g_autofree char *raw = pubsub_test_frame_dup_raw (frame, "message", "payload", "n", NULL);
-
-  if (raw == NULL)
-    g_error ("not an event with payload.n: %s", frame->text);
-  return g_ascii_strtoll (raw, NULL, 10);
-}
-
 static void
 publish_seq (PubsubTestWs *publisher,
              const char   *topic,
@@ -103,21 +86,6 @@ publish_seq (PubsubTestWs *publisher,
   g_autofree char *payload = g_strdup_printf ("{\"n\":%u}", n);
 
   g_free (pubsub_test_ws_publish (publisher, topic, payload));
-}
-
-/* Sends a publish without waiting for its ack. */
-static void
-send_publish (PubsubTestWs *publisher,
-              const char   *topic,
-              guint         n,
-              const char   *padding)
-{
-  g_autofree char *id = pubsub_test_uuid ();
-
-  pubsub_test_ws_sendf (publisher,
-                        "{\"type\":\"publish\",\"topic\":\"%s\",\"request_id\":\"p%u\","
-                        "\"message\":{\"id\":\"%s\",\"payload\":{\"n\":%u,\"pad\":\"%s\"}}}",
-                        topic, n, id, n, padding != NULL ? padding : "");
 }
 
 /* ---- the basic exchange ------------------------------------------------- */
@@ -503,7 +471,7 @@ test_error_then_service (void)
   pubsub_test_ws_subscribe (ws, "orders", 0);
   publish_seq (ws, "orders", 7);
   event = pubsub_test_ws_wait_for (ws, "event", 5000);
-  g_assert_cmpint (event_sequence (event), ==, 7);
+  g_assert_cmpint (pubsub_test_event_sequence (event), ==, 7);
 }
 
 static void
@@ -613,7 +581,7 @@ test_payload_deep (void)
   pubsub_test_ws_sendf (ws, "{\"type\":\"publish\",\"topic\":\"orders\",\"message\":"
                             "{\"id\":\"%s\",\"payload\":%s}}", id, deep->str);
   reply = pubsub_test_ws_next (ws, 5000);
-  type = frame_type (reply);
+  type = pubsub_test_frame_type (reply);
   g_assert_true (g_strcmp0 (type, "ack") == 0 || g_strcmp0 (type, "error") == 0);
   if (g_str_equal (type, "error"))
     g_assert_cmpstr (pubsub_test_frame_get_string (reply, "error", "code"), ==, "BAD_REQUEST");
@@ -632,7 +600,7 @@ expect_events (PubsubTestWs *ws,
     {
       g_autoptr(PubsubTestFrame) event = expect_frame (ws, "event");
 
-      g_assert_cmpint (event_sequence (event), ==, first + i);
+      g_assert_cmpint (pubsub_test_event_sequence (event), ==, first + i);
     }
 }
 
@@ -760,22 +728,11 @@ typedef struct {
 } Interleave;
 
 static void
-on_publisher_frame (PubsubTestFrame *frame,
-                    gpointer         user_data)
-{
-  Interleave *state = user_data;
-
-  if (g_strcmp0 (frame_type (frame), "ack") != 0)
-    g_error ("the publisher got: %s", frame->text);
-  state->acked++;
-}
-
-static void
 on_subscriber_frame (PubsubTestFrame *frame,
                      gpointer         user_data)
 {
   Interleave *state = user_data;
-  const char *type = frame_type (frame);
+  const char *type = pubsub_test_frame_type (frame);
 
   if (!state->sub_acked)
     {
@@ -789,7 +746,7 @@ on_subscriber_frame (PubsubTestFrame *frame,
   if (g_strcmp0 (type, "event") != 0)
     g_error ("expected only events after the ack, got: %s", frame->text);
   /* No gap, no duplicate: exactly the next one. */
-  g_assert_cmpint (event_sequence (frame), ==, state->next_expected);
+  g_assert_cmpint (pubsub_test_event_sequence (frame), ==, state->next_expected);
   state->next_expected++;
   state->events++;
 }
@@ -814,8 +771,8 @@ test_replay_then_live (void)
   state.acked = prefill;
 
   publisher->keep_frames = FALSE;
-  publisher->on_frame = on_publisher_frame;
-  publisher->on_frame_data = &state;
+  publisher->on_frame = pubsub_test_ws_count_ack;
+  publisher->on_frame_data = &state.acked;
   subscriber->keep_frames = FALSE;
   subscriber->on_frame = on_subscriber_frame;
   subscriber->on_frame_data = &state;
@@ -825,7 +782,7 @@ test_replay_then_live (void)
   while (state.acked < state.total)
     {
       for (guint burst = 0; burst < 5 && state.sent < state.total; burst++)
-        send_publish (publisher, "live", ++state.sent, NULL);
+        pubsub_test_ws_send_publish (publisher, "live", ++state.sent, NULL);
       if (!state.subscribed && state.sent >= prefill + 25)
         {
           pubsub_test_ws_send (subscriber, "{\"type\":\"subscribe\",\"topic\":\"live\","
@@ -915,12 +872,12 @@ test_publisher_gets_own_event (void)
       g_autoptr(PubsubTestFrame) frame = pubsub_test_ws_next (ws, 5000);
       g_autofree char *payload = NULL;
 
-      if (g_strcmp0 (frame_type (frame), "ack") == 0 && !got_ack)
+      if (g_strcmp0 (pubsub_test_frame_type (frame), "ack") == 0 && !got_ack)
         {
           assert_request_id_raw (frame, "\"own\"");
           got_ack = TRUE;
         }
-      else if (g_strcmp0 (frame_type (frame), "event") == 0 && !got_event)
+      else if (g_strcmp0 (pubsub_test_frame_type (frame), "event") == 0 && !got_event)
         {
           g_assert_cmpstr (pubsub_test_frame_get_string (frame, "message", "id"), ==, id);
           payload = pubsub_test_frame_dup_raw (frame, "message", "payload", NULL);
@@ -1029,37 +986,6 @@ test_topic_deleted (void)
 
 /* ---- fan-out ------------------------------------------------------------ */
 
-typedef struct {
-  gint64 next;
-  guint  received;
-} FanoutSubscriber;
-
-static void
-on_fanout_frame (PubsubTestFrame *frame,
-                 gpointer         user_data)
-{
-  FanoutSubscriber *sub = user_data;
-
-  if (g_strcmp0 (frame_type (frame), "event") != 0)
-    g_error ("a subscriber got: %s", frame->text);
-  if (event_sequence (frame) != sub->next)
-    g_error ("a subscriber expected event %" G_GINT64_FORMAT ", got %" G_GINT64_FORMAT,
-             sub->next, event_sequence (frame));
-  sub->next++;
-  sub->received++;
-}
-
-static void
-on_fanout_ack (PubsubTestFrame *frame,
-               gpointer         user_data)
-{
-  guint *acked = user_data;
-
-  if (g_strcmp0 (frame_type (frame), "ack") != 0)
-    g_error ("the publisher got: %s", frame->text);
-  (*acked)++;
-}
-
 /* Every subscriber gets every message, in order. The publisher stays at
  * most a window ahead of the slowest subscriber (this test is about order
  * and loss, not about slow consumers). */
@@ -1072,7 +998,7 @@ test_fanout (void)
   guint total = pubsub_test_scale_count (2000, 300);
   guint window = 40;
   PubsubTestWs *subscribers[20];
-  FanoutSubscriber state[20];
+  PubsubTestSequence state[20];
   guint acked = 0;
   guint sent = 0;
 
@@ -1084,12 +1010,12 @@ test_fanout (void)
       state[i].next = 1;
       state[i].received = 0;
       subscribers[i]->keep_frames = FALSE;
-      subscribers[i]->on_frame = on_fanout_frame;
+      subscribers[i]->on_frame = pubsub_test_ws_check_sequence;
       subscribers[i]->on_frame_data = &state[i];
     }
   g_assert_cmpint (pubsub_test_topic_subscribers (server, "fanout", NULL), ==, n_subscribers);
   publisher->keep_frames = FALSE;
-  publisher->on_frame = on_fanout_ack;
+  publisher->on_frame = pubsub_test_ws_count_ack;
   publisher->on_frame_data = &acked;
 
   while (sent < total)
@@ -1099,7 +1025,7 @@ test_fanout (void)
       for (guint i = 0; i < n_subscribers; i++)
         slowest = MIN (slowest, state[i].received);
       while (sent < total && sent < slowest + window)
-        send_publish (publisher, "fanout", ++sent, NULL);
+        pubsub_test_ws_send_publish (publisher, "fanout", ++sent, NULL);
       pubsub_test_iterate ();
     }
   pubsub_test_wait_for (acked == total, 30000);
@@ -1131,7 +1057,7 @@ count_info_pings (PubsubTestWs *ws)
     {
       g_autoptr(PubsubTestFrame) frame = g_queue_pop_head (&ws->frames);
 
-      if (g_strcmp0 (frame_type (frame), "info") == 0 &&
+      if (g_strcmp0 (pubsub_test_frame_type (frame), "info") == 0 &&
           g_strcmp0 (pubsub_test_frame_get_string (frame, "msg", NULL), "ping") == 0)
         count++;
       else
@@ -1465,10 +1391,6 @@ main (int   argc,
   g_test_add_func ("/ws/upgrade-paths", test_upgrade_paths);
 
   status = g_test_run ();
-  if (shared_server != NULL)
-    {
-      pubsub_test_server_stop (shared_server);
-      g_clear_pointer (&shared_server, pubsub_test_server_free);
-    }
+  pubsub_test_shared_server_stop ();
   return status;
 }

@@ -6,55 +6,13 @@
 
 #include <string.h>
 
+#include "pubsub-test-util.h"
 #include "pubsub-ws-frame.h"
 
 #define MAX_MESSAGE 1024
 
+/* The key of every masked frame made here with pubsub_test_ws_client_frame(). */
 static const guint8 mask_key[4] = { 0x37, 0xfa, 0x21, 0x3d };
-
-/* A client frame: FIN/RSV/opcode byte as given, masked payload. */
-static GByteArray *
-client_frame (guint8        first_byte,
-              const void   *payload,
-              gsize         len,
-              gboolean      masked)
-{
-  GByteArray *frame = g_byte_array_new ();
-  guint8 header[14];
-  gsize header_len = 2;
-
-  header[0] = first_byte;
-  if (len < 126)
-    header[1] = (guint8) len;
-  else if (len <= G_MAXUINT16)
-    {
-      header[1] = 126;
-      header[2] = (guint8) (len >> 8);
-      header[3] = (guint8) len;
-      header_len = 4;
-    }
-  else
-    {
-      header[1] = 127;
-      for (guint i = 0; i < 8; i++)
-        header[2 + i] = (guint8) ((guint64) len >> (56 - 8 * i));
-      header_len = 10;
-    }
-  if (masked)
-    {
-      header[1] |= 0x80;
-      memcpy (header + header_len, mask_key, 4);
-      header_len += 4;
-    }
-  g_byte_array_append (frame, header, (guint) header_len);
-  for (gsize i = 0; i < len; i++)
-    {
-      guint8 byte = ((const guint8 *) payload)[i] ^ (masked ? mask_key[i & 3] : 0);
-
-      g_byte_array_append (frame, &byte, 1);
-    }
-  return frame;
-}
 
 typedef struct {
   PubsubWsParser parser;
@@ -95,7 +53,7 @@ test_text (Fixture       *f,
            gconstpointer  data)
 {
   const char *text = "{\"type\":\"ping\",\"request_id\":\"é\"}";
-  g_autoptr(GByteArray) frame = client_frame (0x81, text, strlen (text), TRUE);
+  g_autoptr(GByteArray) frame = pubsub_test_ws_client_frame (0x81, text, strlen (text), mask_key);
   gsize consumed;
 
   g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_TEXT);
@@ -112,7 +70,7 @@ test_lengths (Fixture       *f,
   for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
     {
       g_autofree char *text = g_strnfill (sizes[i], 'a' + (char) i);
-      g_autoptr(GByteArray) frame = client_frame (0x81, text, sizes[i], TRUE);
+      g_autoptr(GByteArray) frame = pubsub_test_ws_client_frame (0x81, text, sizes[i], mask_key);
       gsize consumed;
 
       g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_TEXT);
@@ -127,7 +85,7 @@ test_need_more (Fixture       *f,
                 gconstpointer  data)
 {
   g_autofree char *text = g_strnfill (300, 'x');
-  g_autoptr(GByteArray) frame = client_frame (0x81, text, 300, TRUE);
+  g_autoptr(GByteArray) frame = pubsub_test_ws_client_frame (0x81, text, 300, mask_key);
 
   for (gsize len = 0; len < frame->len; len++)
     {
@@ -151,7 +109,8 @@ test_several_frames (Fixture       *f,
 
   for (gsize i = 0; i < G_N_ELEMENTS (texts); i++)
     {
-      g_autoptr(GByteArray) frame = client_frame (0x81, texts[i], strlen (texts[i]), TRUE);
+      g_autoptr(GByteArray) frame = pubsub_test_ws_client_frame (0x81, texts[i], strlen (texts[i]),
+                                                                 mask_key);
 
       g_byte_array_append (all, frame->data, frame->len);
     }
@@ -171,9 +130,9 @@ static void
 test_control_frames (Fixture       *f,
                      gconstpointer  data)
 {
-  g_autoptr(GByteArray) ping = client_frame (0x89, "hello", 5, TRUE);
-  g_autoptr(GByteArray) pong = client_frame (0x8A, "", 0, TRUE);
-  g_autoptr(GByteArray) binary = client_frame (0x82, "\x00\x01", 2, TRUE);
+  g_autoptr(GByteArray) ping = pubsub_test_ws_client_frame (0x89, "hello", 5, mask_key);
+  g_autoptr(GByteArray) pong = pubsub_test_ws_client_frame (0x8A, "", 0, mask_key);
+  g_autoptr(GByteArray) binary = pubsub_test_ws_client_frame (0x82, "\x00\x01", 2, mask_key);
   gsize consumed;
 
   g_assert_cmpint (parse (f, ping, &consumed), ==, PUBSUB_WS_PING);
@@ -216,7 +175,8 @@ test_fail (Fixture       *f,
            gconstpointer  data)
 {
   const FailCase *c = data;
-  g_autoptr(GByteArray) frame = client_frame (c->first_byte, c->payload, c->len, c->masked);
+  g_autoptr(GByteArray) frame = pubsub_test_ws_client_frame (c->first_byte, c->payload, c->len,
+                                                               c->masked ? mask_key : NULL);
   gsize consumed;
 
   g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_FAIL);
@@ -229,7 +189,7 @@ test_control_too_long (Fixture       *f,
                        gconstpointer  data)
 {
   g_autofree char *body = g_strnfill (126, 'p');
-  g_autoptr(GByteArray) frame = client_frame (0x89, body, 126, TRUE);
+  g_autoptr(GByteArray) frame = pubsub_test_ws_client_frame (0x89, body, 126, mask_key);
   gsize consumed;
 
   g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_FAIL);
@@ -240,9 +200,9 @@ static void
 test_close (Fixture       *f,
             gconstpointer  data)
 {
-  g_autoptr(GByteArray) empty = client_frame (0x88, "", 0, TRUE);
-  g_autoptr(GByteArray) normal = client_frame (0x88, "\x03\xe8" "bye", 5, TRUE);
-  g_autoptr(GByteArray) app = client_frame (0x88, "\x0f\xa0", 2, TRUE);
+  g_autoptr(GByteArray) empty = pubsub_test_ws_client_frame (0x88, "", 0, mask_key);
+  g_autoptr(GByteArray) normal = pubsub_test_ws_client_frame (0x88, "\x03\xe8" "bye", 5, mask_key);
+  g_autoptr(GByteArray) app = pubsub_test_ws_client_frame (0x88, "\x0f\xa0", 2, mask_key);
   gsize consumed;
 
   g_assert_cmpint (parse (f, empty, &consumed), ==, PUBSUB_WS_CLOSE);
@@ -259,11 +219,11 @@ static void
 test_fragments (Fixture       *f,
                 gconstpointer  data)
 {
-  g_autoptr(GByteArray) first = client_frame (0x01, "{\"type\":", 8, TRUE);
-  g_autoptr(GByteArray) ping = client_frame (0x89, "p", 1, TRUE);
-  g_autoptr(GByteArray) middle = client_frame (0x00, "\"pi", 3, TRUE);
-  g_autoptr(GByteArray) last = client_frame (0x80, "ng\"}", 4, TRUE);
-  g_autoptr(GByteArray) next = client_frame (0x81, "after", 5, TRUE);
+  g_autoptr(GByteArray) first = pubsub_test_ws_client_frame (0x01, "{\"type\":", 8, mask_key);
+  g_autoptr(GByteArray) ping = pubsub_test_ws_client_frame (0x89, "p", 1, mask_key);
+  g_autoptr(GByteArray) middle = pubsub_test_ws_client_frame (0x00, "\"pi", 3, mask_key);
+  g_autoptr(GByteArray) last = pubsub_test_ws_client_frame (0x80, "ng\"}", 4, mask_key);
+  g_autoptr(GByteArray) next = pubsub_test_ws_client_frame (0x81, "after", 5, mask_key);
   gsize consumed;
 
   g_assert_cmpint (parse (f, first, &consumed), ==, PUBSUB_WS_CONTINUE);
@@ -280,8 +240,8 @@ static void
 test_fragments_interleaved_message (Fixture       *f,
                                     gconstpointer  data)
 {
-  g_autoptr(GByteArray) first = client_frame (0x01, "ab", 2, TRUE);
-  g_autoptr(GByteArray) whole = client_frame (0x81, "cd", 2, TRUE);
+  g_autoptr(GByteArray) first = pubsub_test_ws_client_frame (0x01, "ab", 2, mask_key);
+  g_autoptr(GByteArray) whole = pubsub_test_ws_client_frame (0x81, "cd", 2, mask_key);
   gsize consumed;
 
   g_assert_cmpint (parse (f, first, &consumed), ==, PUBSUB_WS_CONTINUE);
@@ -295,7 +255,7 @@ test_too_big_frame (Fixture       *f,
                     gconstpointer  data)
 {
   g_autofree char *body = g_strnfill (MAX_MESSAGE + 1, 'b');
-  g_autoptr(GByteArray) frame = client_frame (0x81, body, MAX_MESSAGE + 1, TRUE);
+  g_autoptr(GByteArray) frame = pubsub_test_ws_client_frame (0x81, body, MAX_MESSAGE + 1, mask_key);
   gsize consumed;
 
   g_assert_cmpint (pubsub_ws_parser_next (&f->parser, frame->data, 8, &consumed), ==,
@@ -311,8 +271,8 @@ test_too_big_fragments (Fixture       *f,
                         gconstpointer  data)
 {
   g_autofree char *part = g_strnfill (MAX_MESSAGE / 2 + 1, 'c');
-  g_autoptr(GByteArray) first = client_frame (0x01, part, strlen (part), TRUE);
-  g_autoptr(GByteArray) second = client_frame (0x00, part, strlen (part), TRUE);
+  g_autoptr(GByteArray) first = pubsub_test_ws_client_frame (0x01, part, strlen (part), mask_key);
+  g_autoptr(GByteArray) second = pubsub_test_ws_client_frame (0x00, part, strlen (part), mask_key);
   gsize consumed;
 
   g_assert_cmpint (parse (f, first, &consumed), ==, PUBSUB_WS_CONTINUE);

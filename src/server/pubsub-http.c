@@ -1046,14 +1046,6 @@ pubsub_http_server_get_address (PubsubHttpServer *self)
   return self->address;
 }
 
-guint
-pubsub_http_server_get_connection_count (PubsubHttpServer *self)
-{
-  g_return_val_if_fail (PUBSUB_IS_HTTP_SERVER (self), 0);
-
-  return g_hash_table_size (self->connections);
-}
-
 static void
 emit_stopped (PubsubHttpServer *self)
 {

@@ -21,7 +21,6 @@ PubsubHttpServer *pubsub_http_server_new                  (PubsubBroker       *b
 gboolean          pubsub_http_server_listen               (PubsubHttpServer   *self,
                                                            GError            **error) G_GNUC_WARN_UNUSED_RESULT;
 const char       *pubsub_http_server_get_address          (PubsubHttpServer   *self);
-guint             pubsub_http_server_get_connection_count (PubsubHttpServer   *self);
 void              pubsub_http_server_shutdown             (PubsubHttpServer   *self);
 
 G_END_DECLS
