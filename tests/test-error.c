@@ -1,4 +1,5 @@
-/* test-error.c: the one error table (src/model/pubsub-error.c)
+/* test-error.c: the one error table (src/model/pubsub-error.c) and its D-Bus
+ * registration (src/dbus/pubsub-dbus.c)
  *
  * The contract rows below are written out by hand from SPEC.md (§2, §3, §5,
  * §8, §9) and from what the daemon answered before the table existed, so a
@@ -12,6 +13,7 @@
 
 #include <gio/gio.h>
 
+#include "pubsub-dbus.h"
 #include "pubsub-error.h"
 
 typedef struct {
@@ -117,6 +119,34 @@ test_lookup_foreign (void)
   g_assert_cmpuint (pubsub_error_http_status (too_big), ==, 500);
 }
 
+/* GError → D-Bus name → GError gives back the same domain, code and
+ * message, through GDBus's own encoding, for every row. */
+static void
+test_dbus_round_trip (void)
+{
+  /* Twice: the second call must be harmless. */
+  pubsub_dbus_error_register ();
+  pubsub_dbus_error_register ();
+
+  for (gint value = 0; value < PUBSUB_ERROR_LAST; value++)
+    {
+      const PubsubErrorInfo *info = pubsub_error_get_info (value);
+      g_autoptr(GError) error = g_error_new (PUBSUB_ERROR, value, "message %d", value);
+      g_autofree char *name = g_dbus_error_encode_gerror (error);
+      g_autoptr(GError) back = NULL;
+      g_autofree char *remote = NULL;
+      g_autofree char *expected_message = g_strdup_printf ("message %d", value);
+
+      g_assert_cmpstr (name, ==, info->dbus_name);
+      back = g_dbus_error_new_for_dbus_error (name, error->message);
+      g_assert_error (back, PUBSUB_ERROR, value);
+      remote = g_dbus_error_get_remote_error (back);
+      g_assert_cmpstr (remote, ==, info->dbus_name);
+      g_assert_true (g_dbus_error_strip_remote_error (back));
+      g_assert_cmpstr (back->message, ==, expected_message);
+    }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -127,6 +157,7 @@ main (int    argc,
   g_test_add_func ("/error/table/unique", test_table_unique);
   g_test_add_func ("/error/table/contract", test_table_contract);
   g_test_add_func ("/error/lookup/foreign", test_lookup_foreign);
+  g_test_add_func ("/error/dbus/round-trip", test_dbus_round_trip);
 
   return g_test_run ();
 }
