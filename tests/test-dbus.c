@@ -18,6 +18,8 @@
 #include <libsoup/soup.h>
 #include <string.h>
 
+#include "pubsub-dbus.h"
+#include "pubsub-error.h"
 #include "pubsub-test-util.h"
 
 #define BUS_NAME     "dev.pubsub.Broker"
@@ -728,6 +730,29 @@ test_limit (Fixture       *f,
                      "dev.pubsub.Error.LimitExceeded");
 }
 
+/* A GDBus caller that registers the names from the error table gets
+ * PUBSUB_ERROR back from the daemon's replies, with the broker's own message. */
+static void
+test_error_domain (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GError) missing = NULL;
+  g_autoptr(GError) bad_name = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  pubsub_dbus_error_register ();
+
+  reply = call (f, "DeleteTopic", g_variant_new ("(s)", "nope"), NULL, &missing);
+  g_assert_null (reply);
+  g_assert_error (missing, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
+  g_assert_true (g_dbus_error_strip_remote_error (missing));
+  g_assert_cmpstr (missing->message, ==, "topic 'nope' does not exist");
+
+  reply = call (f, "CreateTopic", g_variant_new ("(s)", "bad name"), NULL, &bad_name);
+  g_assert_null (reply);
+  g_assert_error (bad_name, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST);
+}
+
 static void
 test_object_manager (Fixture       *f,
                      gconstpointer  data)
@@ -996,6 +1021,7 @@ main (int   argc,
   ADD ("/dbus/publish", NULL, test_publish);
   ADD ("/dbus/epoch-seq-idempotent", NULL, test_epoch_seq_idempotent);
   ADD ("/dbus/limit-exceeded", &limit_case, test_limit);
+  ADD ("/dbus/error-domain", NULL, test_error_domain);
   ADD ("/dbus/object-manager", NULL, test_object_manager);
   ADD ("/dbus/rest-and-dbus", NULL, test_rest_and_dbus);
   ADD ("/dbus/publish-to-websocket", NULL, test_publish_to_websocket);

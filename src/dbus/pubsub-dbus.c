@@ -36,25 +36,31 @@
  * bus within a quarter of a second. */
 #define FLUSH_INTERVAL_MS 250
 
-static const GDBusErrorEntry pubsub_dbus_error_entries[] = {
-  { PUBSUB_DBUS_ERROR_INVALID_ARGUMENT, "dev.pubsub.Error.InvalidArgument" },
-  { PUBSUB_DBUS_ERROR_TOPIC_NOT_FOUND, "dev.pubsub.Error.TopicNotFound" },
-  { PUBSUB_DBUS_ERROR_TOPIC_EXISTS, "dev.pubsub.Error.TopicExists" },
-  { PUBSUB_DBUS_ERROR_LIMIT_EXCEEDED, "dev.pubsub.Error.LimitExceeded" },
-  { PUBSUB_DBUS_ERROR_INTERNAL, "dev.pubsub.Error.Internal" },
-};
-
-G_STATIC_ASSERT (G_N_ELEMENTS (pubsub_dbus_error_entries) == PUBSUB_DBUS_ERROR_INTERNAL + 1);
-
-GQuark
-pubsub_dbus_error_quark (void)
+/**
+ * pubsub_dbus_error_register:
+ *
+ * Gives every #PubsubError its D-Bus name, from the one table in
+ * pubsub-error.c, as fwupd does for its domain. The daemon's replies do not
+ * need it (return_error() names the error from the table itself); a GDBus
+ * caller in the same process (the tests) does, to get its %PUBSUB_ERROR back
+ * from a reply. Safe to call more than once.
+ */
+void
+pubsub_dbus_error_register (void)
 {
-  static gsize quark = 0;
+  static gsize registered = 0;
 
-  g_dbus_error_register_error_domain ("pubsub-dbus-error-quark", &quark,
-                                      pubsub_dbus_error_entries,
-                                      G_N_ELEMENTS (pubsub_dbus_error_entries));
-  return (GQuark) quark;
+  if (!g_once_init_enter (&registered))
+    return;
+  for (guint code = 0; code < PUBSUB_ERROR_LAST; code++)
+    {
+      const char *name = pubsub_error_get_info (code)->dbus_name;
+
+      /* Fails only for a name or code given twice: a bug in the table. */
+      if (!g_dbus_error_register_error (PUBSUB_ERROR, (gint) code, name))
+        g_warning ("D-Bus error %s is registered twice", name);
+    }
+  g_once_init_leave (&registered, 1);
 }
 
 /* One topic on the bus. Allocated once and never moved: it is the user data
@@ -108,44 +114,25 @@ static GParamSpec *properties[N_PROPS];
 
 /* ---- errors ------------------------------------------------------------ */
 
+/* The name comes from the error table, so it is right whether or not
+ * pubsub_dbus_error_register() ran, and an error of another domain can never
+ * leave as GDBus's "UnmappedGError" name. */
 static void
 return_error (GDBusMethodInvocation *invocation,
               const GError          *error)
 {
-  PubsubDBusError code = PUBSUB_DBUS_ERROR_INTERNAL;
-
-  if (error->domain == PUBSUB_ERROR)
-    {
-      switch ((PubsubError) error->code)
-        {
-        case PUBSUB_ERROR_BAD_REQUEST:
-          code = PUBSUB_DBUS_ERROR_INVALID_ARGUMENT;
-          break;
-        case PUBSUB_ERROR_TOPIC_NOT_FOUND:
-          code = PUBSUB_DBUS_ERROR_TOPIC_NOT_FOUND;
-          break;
-        case PUBSUB_ERROR_TOPIC_EXISTS:
-          code = PUBSUB_DBUS_ERROR_TOPIC_EXISTS;
-          break;
-        case PUBSUB_ERROR_LIMIT_EXCEEDED:
-          code = PUBSUB_DBUS_ERROR_LIMIT_EXCEEDED;
-          break;
-        case PUBSUB_ERROR_SLOW_CONSUMER:
-        case PUBSUB_ERROR_UNAUTHORIZED:
-        case PUBSUB_ERROR_INTERNAL:
-        default:
-          break;
-        }
-    }
+  const PubsubErrorInfo *info = pubsub_error_lookup (error);
+  g_autofree char *internal = NULL;
 
   /* The broker's own messages are the same text REST and WebSocket clients
    * get; only what this layer adds is translated. */
-  if (code == PUBSUB_DBUS_ERROR_INTERNAL)
-    g_dbus_method_invocation_return_error (invocation, PUBSUB_DBUS_ERROR, code,
-                                           _("Internal error: %s"), error->message);
+  if (info == pubsub_error_get_info (PUBSUB_ERROR_INTERNAL))
+    {
+      internal = g_strdup_printf (_("Internal error: %s"), error->message);
+      g_dbus_method_invocation_return_dbus_error (invocation, info->dbus_name, internal);
+    }
   else
-    g_dbus_method_invocation_return_error_literal (invocation, PUBSUB_DBUS_ERROR, code,
-                                                   error->message);
+    g_dbus_method_invocation_return_dbus_error (invocation, info->dbus_name, error->message);
 }
 
 /* ---- dev.pubsub.Broker1 methods ------------------------------------------ */
@@ -692,7 +679,7 @@ pubsub_dbus_service_class_init (PubsubDBusServiceClass *klass)
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /* Register the error names before the first call can need them. */
-  (void) pubsub_dbus_error_quark ();
+  pubsub_dbus_error_register ();
 }
 
 static void

@@ -94,12 +94,13 @@ respond_json (SoupServerMessage *msg,
   soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, text, len);
 }
 
+/* Every error response comes here: status, code and body shape all come
+ * from the PUBSUB_ERROR table, as for WebSocket frames and D-Bus replies. */
 static void
-respond_error (SoupServerMessage *msg,
-               guint              status,
-               const char        *code,
-               const char        *message)
+respond_gerror (SoupServerMessage *msg,
+                const GError      *error)
 {
+  const PubsubErrorInfo *info = pubsub_error_lookup (error);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autoptr(JsonNode) node = NULL;
 
@@ -107,32 +108,50 @@ respond_error (SoupServerMessage *msg,
   json_builder_set_member_name (builder, "error");
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "code");
-  json_builder_add_string_value (builder, code);
+  json_builder_add_string_value (builder, info->code);
   json_builder_set_member_name (builder, "message");
-  json_builder_add_string_value (builder, message);
+  json_builder_add_string_value (builder, error->message);
   json_builder_end_object (builder);
   json_builder_end_object (builder);
   node = json_builder_get_root (builder);
-  respond_json (msg, status, node);
+  respond_json (msg, info->http_status, node);
 }
 
+static void respond_new_error (SoupServerMessage *msg,
+                               PubsubError        code,
+                               const char        *format,
+                               ...) G_GNUC_PRINTF (3, 4);
+
 static void
-respond_gerror (SoupServerMessage *msg,
-                const GError      *error)
+respond_new_error (SoupServerMessage *msg,
+                   PubsubError        code,
+                   const char        *format,
+                   ...)
 {
-  respond_error (msg, pubsub_error_http_status (error), pubsub_error_to_code (error),
-                 error->message);
+  g_autoptr(GError) error = NULL;
+  va_list args;
+
+  va_start (args, format);
+  error = g_error_new_valist (PUBSUB_ERROR, code, format, args);
+  va_end (args);
+  respond_gerror (msg, error);
 }
 
 static void
 respond_method_not_allowed (SoupServerMessage *msg,
                             const char        *allow)
 {
-  g_autofree char *message = g_strdup_printf ("method %s is not allowed here; use %s",
-                                              soup_server_message_get_method (msg), allow);
-
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", allow);
-  respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", message);
+  respond_new_error (msg, PUBSUB_ERROR_METHOD_NOT_ALLOWED,
+                     "method %s is not allowed here; use %s",
+                     soup_server_message_get_method (msg), allow);
+}
+
+static void
+respond_payload_too_large (SoupServerMessage *msg)
+{
+  respond_new_error (msg, PUBSUB_ERROR_PAYLOAD_TOO_LARGE,
+                     "request body is larger than max-message-bytes");
 }
 
 static void
@@ -233,8 +252,7 @@ handle_create_topic (PubsubHttpServer  *self,
 
   if (body->too_large)
     {
-      respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE",
-                     "request body is larger than max-message-bytes");
+      respond_payload_too_large (msg);
       return;
     }
   name = pubsub_rest_parse_topic_body ((const char *) body->data->data, body->data->len,
@@ -350,8 +368,7 @@ handle_publish_message (PubsubHttpServer  *self,
 
   if (body->too_large)
     {
-      respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE",
-                     "request body is larger than max-message-bytes");
+      respond_payload_too_large (msg);
       return;
     }
   if (find_topic (self, msg, name) == NULL)
@@ -496,7 +513,7 @@ route_topic (PubsubHttpServer  *self,
     }
   if (!g_str_equal (slash, "/messages"))
     {
-      respond_error (msg, SOUP_STATUS_NOT_FOUND, "NOT_FOUND", "no such endpoint");
+      respond_new_error (msg, PUBSUB_ERROR_NOT_FOUND, "no such endpoint");
       return;
     }
   name = g_strndup (rest, (gsize) (slash - rest));
@@ -622,21 +639,22 @@ handle_websocket (PubsubHttpServer  *self,
     }
   if (!is_authorized (self, msg, query, TRUE))
     {
-      respond_error (msg, SOUP_STATUS_UNAUTHORIZED, "UNAUTHORIZED",
-                     "missing or wrong API key: send X-API-Key or ?api_key=");
+      respond_new_error (msg, PUBSUB_ERROR_UNAUTHORIZED,
+                         "missing or wrong API key: send X-API-Key or ?api_key=");
       return;
     }
   if (g_hash_table_size (self->connections) >= self->max_connections)
     {
-      respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "TOO_MANY_CONNECTIONS",
-                     "the server has reached max-connections; try again later");
+      respond_new_error (msg, PUBSUB_ERROR_TOO_MANY_CONNECTIONS,
+                         "the server has reached max-connections; try again later");
       return;
     }
   /* No extensions are offered back: permessage-deflate would compress every
    * event once per subscriber. */
   if (!soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, &error))
     {
-      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "BAD_REQUEST", error->message);
+      /* libsoup's own domain would read as INTERNAL: the client sent it. */
+      respond_new_error (msg, PUBSUB_ERROR_BAD_REQUEST, "%s", error->message);
       return;
     }
   soup_websocket_server_process_handshake (msg, NULL, NULL, NULL, NULL);
@@ -675,13 +693,13 @@ route (SoupServer        *server,
   if (!g_str_equal (path, "/topics") && !g_str_equal (path, "/stats") &&
       !g_str_has_prefix (path, "/topics/"))
     {
-      respond_error (msg, SOUP_STATUS_NOT_FOUND, "NOT_FOUND", "no such endpoint");
+      respond_new_error (msg, PUBSUB_ERROR_NOT_FOUND, "no such endpoint");
       return;
     }
   if (!is_authorized (self, msg, NULL, FALSE))
     {
-      respond_error (msg, SOUP_STATUS_UNAUTHORIZED, "UNAUTHORIZED",
-                     "missing or wrong API key: send it in the X-API-Key header");
+      respond_new_error (msg, PUBSUB_ERROR_UNAUTHORIZED,
+                         "missing or wrong API key: send it in the X-API-Key header");
       return;
     }
 
@@ -747,8 +765,7 @@ on_request_headers (SoupServer        *server,
       soup_message_headers_get_content_length (headers) > (goffset) self->max_message_bytes)
     {
       body->too_large = TRUE;
-      respond_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE",
-                     "request body is larger than max-message-bytes");
+      respond_payload_too_large (msg);
     }
 }
 
