@@ -645,7 +645,7 @@ static const RouteCase route_cases[] = {
   { "DELETE", "/topics/orders/messages", "GET, POST" },
   { "PATCH", "/topics/orders/messages", "GET, POST" },
   { "POST", "/ws", "GET" },
-  { "GET", "/", NULL },
+  { "GET", "/index.html", NULL },
   { "GET", "/nope", NULL },
   { "GET", "/topicsx", NULL },
   { "GET", "/healthz", NULL },
