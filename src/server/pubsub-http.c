@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "pubsub-connection.h"
+#include "pubsub-dashboard.h"
 #include "pubsub-error.h"
 #include "pubsub-http.h"
 #include "pubsub-json.h"
@@ -689,6 +690,10 @@ route (SoupServer        *server,
         respond_method_not_allowed (msg, "GET");
       return;
     }
+
+  /* Public like /health: the calls the page makes need the key. */
+  if (pubsub_dashboard_handle (msg, path))
+    return;
 
   if (!g_str_equal (path, "/topics") && !g_str_equal (path, "/stats") &&
       !g_str_has_prefix (path, "/topics/"))
