@@ -21,6 +21,8 @@
 
   const POLL_MS = 1000;
   const WINDOW_SEC = 300;
+  const MIN_WINDOW_SEC = 60;
+  const AVERAGE_MS = 5000;
   const KEY_STORAGE = 'pubsubd.api-key';
   const MAX_EVENTS = 200;
   const REPLAY = 10;
@@ -40,7 +42,7 @@
     pollTimer: 0,
     failures: 0,          // polls failed in a row
     reached: false,       // a poll has succeeded at least once
-    prev: null,           // the previous sample, for deltas
+    samples: [],          // the last few seconds of samples, for deltas
     topics: new Map(),    // name → { subscribers, messages, rate }
     rows: new Map(),      // name → <tr>
     xs: [],
@@ -129,6 +131,23 @@
     if (r === 0)
       return '0';
     return r.toFixed(1);
+  }
+
+  function formatTick(value) {
+    if (value >= 1000)
+      return (value / 1000).toFixed(value % 1000 === 0 ? 0 : 1) + 'k';
+    return String(Number(value.toFixed(2)));
+  }
+
+  /* A payload as one line that wraps at spaces: {"a": 1, "b": [2, 3]}. */
+  function compactJson(value) {
+    if (Array.isArray(value))
+      return '[' + value.map(compactJson).join(', ') + ']';
+    if (value !== null && typeof value === 'object')
+      return '{' + Object.entries(value).map(([k, v]) => JSON.stringify(k) + ': ' + compactJson(v))
+        .join(', ') + '}';
+    const text = JSON.stringify(value);
+    return text === undefined ? 'null' : text;
   }
 
   function formatUptime(sec) {
@@ -316,42 +335,62 @@
     }
   }
 
+  /* Rates between two samples, per second; null where unknown or where a
+   * counter went down (a topic deleted and created again). */
+  function rates(sample, before) {
+    const seconds = (sample.time - before.time) / 1000;
+    const rate = (value, old) =>
+      seconds > 0 && value !== null && old !== null && old !== undefined && value >= old
+        ? (value - old) / seconds : null;
+    const topics = new Map();
+    let fromTopics = 0;
+    for (const [name, messages] of sample.messages) {
+      /* A topic new since then got all its messages in between. */
+      const r = rate(messages, before.messages.has(name) ? before.messages.get(name) : 0);
+      topics.set(name, r);
+      fromTopics += r === null ? 0 : r;
+    }
+    return {
+      topics,
+      published: sample.published !== null ? rate(sample.published, before.published) : fromTopics,
+      delivered: rate(sample.delivered, before.delivered),
+    };
+  }
+
+  /* The chart gets one point a second; the numbers shown (cards, legend,
+   * table) are averaged over the last few seconds, so a topic with a
+   * message every other second reads 0.5/s rather than 0 and 1 in turn. */
   function takeSample(stats, health, metrics) {
-    const now = performance.now();
     const sample = {
-      time: now,
+      time: performance.now(),
       uptime: health.uptime_sec,
       messages: new Map(Object.entries(stats.topics).map(([name, t]) => [name, t.messages])),
       published: metricSum(metrics, 'pubsub_messages_published_total'),
       delivered: metricSum(metrics, 'pubsub_events_delivered_total'),
     };
-    const prev = state.prev;
+    const samples = state.samples;
+    const last = samples.length > 0 ? samples[samples.length - 1] : null;
     /* A restarted server counts from zero again: no rate across that. */
-    const comparable = prev !== null && sample.uptime >= prev.uptime;
-    const seconds = comparable ? (now - prev.time) / 1000 : 0;
-    const rate = (value, before) =>
-      seconds > 0 && value !== null && before !== null && before !== undefined && value >= before
-        ? (value - before) / seconds : null;
+    if (last !== null && sample.uptime < last.uptime)
+      samples.length = 0;
+    samples.push(sample);
+    while (samples.length > 2 && sample.time - samples[1].time >= AVERAGE_MS)
+      samples.shift();
 
-    const topics = new Map();
-    let publishedFromTopics = comparable ? 0 : null;
-    for (const [name, t] of Object.entries(stats.topics)) {
-      /* A topic new since the last sample got all its messages in between. */
-      const before = comparable ? (prev.messages.has(name) ? prev.messages.get(name) : 0) : null;
-      const topicRate = rate(t.messages, before);
-      topics.set(name, { subscribers: t.subscribers, messages: t.messages, rate: topicRate });
-      if (publishedFromTopics !== null && topicRate !== null)
-        publishedFromTopics += topicRate;
-    }
-    const publishedRate = sample.published !== null
-      ? rate(sample.published, prev && prev.published) : publishedFromTopics;
-    const deliveredRate = rate(sample.delivered, prev && prev.delivered);
+    const oneSecond = samples.length > 1 ? rates(sample, samples[samples.length - 2]) : null;
+    const averaged = samples.length > 1 ? rates(sample, samples[0]) : null;
+    if (oneSecond)
+      addPoint(oneSecond.published, oneSecond.delivered);
 
-    state.prev = sample;
-    state.topics = topics;
-    if (comparable)
-      addPoint(publishedRate, deliveredRate);
-    renderOverview(health, metrics, sample, publishedRate, deliveredRate);
+    state.topics = new Map();
+    for (const [name, t] of Object.entries(stats.topics))
+      state.topics.set(name, {
+        subscribers: t.subscribers,
+        messages: t.messages,
+        rate: averaged ? averaged.topics.get(name) : null,
+      });
+    renderOverview(health, metrics, sample, averaged ? averaged.published : null,
+                   averaged ? averaged.delivered : null);
     renderTopics();
   }
 
@@ -374,12 +413,22 @@
   function addGap() {
     if (state.xs.length > 0 && state.published[state.published.length - 1] !== null)
       addPoint(null, null);
-    state.prev = null;
+    state.samples.length = 0;
+  }
+
+  /* The window grows from one minute to five as data comes in, so a
+   * dashboard opened a moment ago is not a flat line with a tail. */
+  function chartSpan(now) {
+    const since = state.xs.length > 0 ? now - state.xs[0] : 0;
+    return Math.min(WINDOW_SEC, Math.max(MIN_WINDOW_SEC, Math.ceil(since / 60) * 60));
   }
 
   function redrawChart() {
-    if (state.chart)
-      state.chart.setData([state.xs, state.published, state.delivered]);
+    if (!state.chart)
+      return;
+    state.chart.setData([state.xs, state.published, state.delivered]);
+    const minutes = chartSpan(Date.now() / 1000) / 60;
+    setText('chart-sub', `Per second, last ${minutes === 1 ? 'minute' : minutes + ' minutes'}`);
   }
 
   function cssVar(name) {
@@ -427,7 +476,7 @@
           time: true,
           range: () => {
             const now = Date.now() / 1000;
-            return [now - WINDOW_SEC, now];
+            return [now - chartSpan(now), now];
           },
         },
         y: {
@@ -438,10 +487,18 @@
         {
           stroke: muted,
           font,
+          size: 30,
           grid: { show: false },
           ticks: { stroke: grid, width: 1, size: 5 },
           space: 70,
-          values: (u, ticks) => ticks.map((t) => formatClock(new Date(t * 1000), false).slice(0, 5)),
+          /* Seconds only when the ticks are less than a minute apart; no
+           * label so close to the right edge that it would be cut. */
+          values: (u, ticks, axis, space, step) => {
+            const { min, max } = u.scales.x;
+            const width = u.bbox.width / uPlot.pxRatio;
+            return ticks.map((t) => ((max - t) / (max - min)) * width < 30 ? null
+              : formatClock(new Date(t * 1000), false).slice(0, step < 60 ? 8 : 5));
+          },
         },
         {
           stroke: muted,
@@ -451,7 +508,7 @@
           space: 36,
           grid: { stroke: grid, width: 1 },
           ticks: { show: false },
-          values: (u, ticks) => ticks.map((t) => formatRate(t)),
+          values: (u, ticks) => ticks.map(formatTick),
         },
       ],
       series: [
@@ -469,7 +526,9 @@
 
   function showTip(u, box, tip) {
     const { idx, left } = u.cursor;
-    if (idx === null || idx === undefined || left === undefined || left < 0) {
+    /* The cursor snaps to the nearest point: none near means no tip. */
+    if (idx === null || idx === undefined || left === undefined || left < 0 ||
+        Math.abs(u.posToVal(left, 'x') - u.data[0][idx]) > 3) {
       tip.hidden = true;
       return;
     }
@@ -515,6 +574,7 @@
     setText('kpi-topics', formatCount(state.topics.size));
     setText('kpi-topics-sub', plural(messages, 'message', 'messages'));
     setText('kpi-subscribers', formatCount(health.subscribers));
+    setText('kpi-subscribers-sub', `on ${plural(watched, 'topic', 'topics')}`);
     setText('topics-sub', state.topics.size === 0 ? 'None yet'
       : `${plural(state.topics.size, 'topic', 'topics')}, ${formatCount(watched)} with subscribers`);
 
@@ -525,6 +585,8 @@
       : `${formatCount(messages)} in current topics`);
 
     setText('kpi-del-rate', formatRate(deliveredRate));
+    $('kpi-del-rate').parentElement.classList.toggle('unknown', deliveredRate === null);
+    $('kpi-pub-rate').parentElement.classList.toggle('unknown', publishedRate === null);
     setText('legend-del', deliveredRate === null ? '—' : formatRate(deliveredRate) + '/s');
     setText('kpi-del-total', sample.delivered !== null
       ? `${formatCount(sample.delivered)} since start` : 'needs /metrics');
@@ -532,16 +594,17 @@
     const ws = metricSum(metrics, 'pubsub_connections', (l) => l.type === 'websocket');
     const http = metricSum(metrics, 'pubsub_connections', (l) => l.type === 'http');
     const connections = metricSum(metrics, 'pubsub_connections');
+    /* Refused connections (over max-connections…) only when there are some. */
+    const refused = metricSum(metrics, 'pubsub_connections_refused_total');
     setText('kpi-conns', formatCount(connections));
     setText('kpi-conns-sub', connections === null ? 'needs /metrics'
-      : `${formatCount(ws)} WebSocket · ${formatCount(http)} HTTP`);
+      : `${formatCount(ws)} WebSocket · ${formatCount(http)} HTTP` +
+        (refused > 0 ? ` · ${formatCount(refused)} refused` : ''));
 
     const slow = metricSum(metrics, 'pubsub_slow_consumers_total');
-    const refused = metricSum(metrics, 'pubsub_connections_refused_total');
     setText('kpi-slow', formatCount(slow));
     $('kpi-slow').classList.toggle('warn', slow > 0);
-    setText('kpi-slow-sub', slow === null ? 'needs /metrics'
-      : `${plural(refused === null ? 0 : refused, 'connection', 'connections')} refused`);
+    setText('kpi-slow-sub', slow === null ? 'needs /metrics' : 'cut since start');
   }
 
   function renderStatus() {
@@ -703,12 +766,15 @@
 
   /* Two clicks, no modal: the button asks "Delete?" for a few seconds. */
   function confirmDelete(name, button) {
+    const group = button.parentElement;
     if (!button.classList.contains('confirm')) {
       button.classList.add('confirm');
+      group.classList.add('confirming');
       button.replaceChildren(document.createTextNode('Delete?'));
       button.setAttribute('aria-label', `Confirm: delete ${name}`);
       button._revert = setTimeout(() => {
         button.classList.remove('confirm');
+        group.classList.remove('confirming');
         button.replaceChildren(icon('trash'));
         button.setAttribute('aria-label', `Delete ${name}`);
       }, 4000);
@@ -979,9 +1045,7 @@
     }
     if (state.replayUntil !== null && typeof frame.seq === 'number' && frame.seq <= state.replayUntil)
       meta.append(element('span', 'event-tag', 'history'));
-    let text = JSON.stringify(frame.message ? frame.message.payload : null);
-    if (text === undefined)
-      text = 'null';
+    let text = compactJson(frame.message ? frame.message.payload : null);
     if (text.length > 4000)
       text = text.slice(0, 4000) + '…';
     item.append(meta, element('pre', 'event-payload', text));
