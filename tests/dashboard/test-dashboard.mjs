@@ -75,6 +75,16 @@ async function waitFor(condition, what, timeoutMs = 10000) {
 
 // ---- the daemon -------------------------------------------------------------
 
+// No daemon outlives the test, whatever ends it (meson's timeout sends
+// SIGTERM; Playwright closes the browser on it by itself).
+const children = new Set();
+process.on('exit', () => {
+  for (const child of children)
+    child.kill('SIGKILL');
+});
+process.on('SIGTERM', () => process.exit(1));
+process.on('SIGINT', () => process.exit(1));
+
 class Server {
   static async start(extraArgs = []) {
     const server = new Server();
@@ -93,6 +103,8 @@ class Server {
     const argv = [...wrapper, PUBSUBD, '--listen', '127.0.0.1:0', '--bus', 'none', ...extraArgs];
     this.log = '';
     this.child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(this.child);
+    this.child.on('exit', () => children.delete(this.child));
     this.exited = new Promise((resolveExit) => this.child.on('exit', (code, signal) =>
       resolveExit({ code, signal })));
     const onData = (chunk) => { this.log += chunk.toString(); };
@@ -135,6 +147,18 @@ class Server {
     rmSync(this.configHome, { recursive: true, force: true });
     assert.equal(signal, null, `pubsubd was killed by ${signal}\n${this.log}`);
     assert.equal(code, 0, `pubsubd exited with ${code}\n${this.log}`);
+  }
+}
+
+// After a failure, a daemon that does not stop cleanly is reported, not
+// thrown: the first failure is the one to see.
+async function stopServer(server, failure) {
+  try {
+    await server.stop();
+  } catch (error) {
+    if (!failure)
+      throw error;
+    console.log(`# and then: ${error.message}`);
   }
 }
 
@@ -287,6 +311,7 @@ async function testDashboard(browser) {
   const page = await context.newPage();
   const watcher = new Watcher(page, server.base);
   const clients = [];
+  let failure = null;
 
   try {
     await page.goto(server.base + '/');
@@ -405,12 +430,15 @@ async function testDashboard(browser) {
     watcher.active = false;
     watcher.assertClean('the page without an api-key');
     ok('no console error, no failed request, nothing left the host');
+  } catch (error) {
+    failure = error;
+    throw error;
   } finally {
     watcher.active = false;
     for (const client of clients)
       client.close();
     await context.close();
-    await server.stop();
+    await stopServer(server, failure);
   }
 }
 
@@ -496,6 +524,7 @@ async function testApiKey(browser) {
   const page = await context.newPage();
   const watcher = new Watcher(page, server.base);
   const clients = [];
+  let failure = null;
 
   try {
     await server.createTopic('secret-orders', API_KEY);
@@ -552,12 +581,15 @@ async function testApiKey(browser) {
     watcher.active = false;
     watcher.assertClean('the page after the key was given');
     ok('after the key: no console error, no failed request');
+  } catch (error) {
+    failure = error;
+    throw error;
   } finally {
     watcher.active = false;
     for (const client of clients)
       client.close();
     await context.close();
-    await server.stop();
+    await stopServer(server, failure);
   }
 }
 
