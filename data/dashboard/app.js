@@ -28,6 +28,8 @@
   const REPLAY = 10;
   const REPLY_TIMEOUT_MS = 8000;
   const TOPIC_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+  const MAX_ROWS = 200;
+  const FILTER_FROM = 8;    // topics: more than that, and the filter shows
 
   const $ = (id) => document.getElementById(id);
   const numberFormat = new Intl.NumberFormat();
@@ -658,16 +660,32 @@
     return row;
   }
 
+  /* At most MAX_ROWS rows, so ten thousand topics do not mean ten thousand
+   * rows updated every second; past a few, a filter finds the others. */
   function renderTopics() {
     const body = $('topics-body');
     const names = Array.from(state.topics.keys()).sort(byteOrder);
+    const filterBox = $('topics-filter');
+    const filter = filterBox.value.trim();
+    const matching = filter === '' ? names : names.filter((name) => name.includes(filter));
+    const shown = matching.slice(0, MAX_ROWS);
+    const shownSet = new Set(shown);
     for (const [name, row] of state.rows) {
-      if (!state.topics.has(name)) {
+      if (!shownSet.has(name)) {
         row.remove();
         state.rows.delete(name);
       }
     }
-    names.forEach((name, i) => {
+    filterBox.hidden = names.length <= FILTER_FROM && filter === '';
+    let note = '';
+    if (filter !== '' && matching.length === 0)
+      note = `No topic name contains “${filter}”.`;
+    else if (shown.length < matching.length)
+      note = `Showing the first ${formatCount(shown.length)} of ${formatCount(matching.length)}` +
+        ' topics; filter to find the others.';
+    setText('topics-more', note);
+    $('topics-more').hidden = note === '';
+    shown.forEach((name, i) => {
       let row = state.rows.get(name);
       if (!row) {
         row = makeRow(name);
@@ -1113,6 +1131,7 @@
         $('publish-form').requestSubmit();
     });
     $('publish-payload').addEventListener('input', (event) => event.target.removeAttribute('aria-invalid'));
+    $('topics-filter').addEventListener('input', renderTopics);
     $('watch-form').addEventListener('submit', onWatchSubmit);
     $('watch-topic').addEventListener('change', renderWatch);
     $('events-clear').addEventListener('click', () => {

@@ -572,6 +572,23 @@ async function testApiKey(browser) {
     assert.deepEqual(event.message.payload, { authorized: true });
     ok('with the key, creating and publishing from the page work');
 
+    // Many topics: at most 200 rows, and a filter finds the others.
+    assert.equal(await page.locator('#topics-filter').isVisible(), false);
+    for (let i = 0; i < 210; i++)
+      await server.createTopic(`bulk-${String(i).padStart(3, '0')}`, API_KEY);
+    await page.waitForSelector('#topics-more:not([hidden])', { timeout: 5000 });
+    assert.equal(await page.locator('#topics-body tr').count(), 200);
+    assert.match(await text(page, '#topics-more'), /first 200 of 212 topics/);
+    await page.fill('#topics-filter', 'bulk-20');
+    await waitFor(async () => (await page.locator('#topics-body tr').count()) === 10,
+                  'the 10 topics matching bulk-20');
+    assert.equal(await page.locator('#topics-more').isVisible(), false);
+    assert.equal(await page.locator(rowSelector('bulk-209')).count(), 1);
+    await page.fill('#topics-filter', 'nothing-like-this');
+    await waitFor(async () => /No topic name contains/.test(await text(page, '#topics-more')),
+                  'the note that nothing matches');
+    ok('with many topics the table shows 200 and a filter finds the others');
+
     // The key is kept for the tab: a reload does not ask again.
     await page.reload();
     await page.waitForSelector('#status[data-state="live"]', { timeout: 10000 });
