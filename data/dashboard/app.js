@@ -962,8 +962,10 @@
     button.disabled = true;
     try {
       const ack = await request({ type: 'publish', topic, message: { id: uuid(), payload } });
-      const seq = typeof ack.seq === 'number' ? ` as #${ack.seq}` : '';
-      setPublishStatus(`Published to ${topic}${seq} at ${formatClock(new Date(), false)}`, 'ok');
+      /* A new line each time, even for the same message twice: the seq
+       * (SPEC §8) where the server gives one, else the time. */
+      setPublishStatus(typeof ack.seq === 'number' ? `Published to ${topic} as #${ack.seq}`
+        : `Published to ${topic} at ${formatClock(new Date(), false)}`, 'ok');
       pollSoon();
     } catch (error) {
       setPublishStatus(`Not published: ${error.message}`, 'error');
