@@ -60,6 +60,7 @@
     clientId: 'dashboard-' + randomHex(6),
     watching: null,
     lastSeq: null,        // of the watched topic, when the server sends seq
+    replayUntil: null,    // events up to this seq are the replayed history
     eventCount: 0,
   };
 
