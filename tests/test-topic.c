@@ -256,25 +256,25 @@ test_counters_and_notify (void)
   g_object_get (topic, "messages", &messages, NULL);
   g_assert_cmpuint (messages, ==, 10);
 
-  pubsub_topic_add_subscriber (topic);
-  pubsub_topic_add_subscriber (topic);
-  pubsub_topic_add_subscriber (topic);
+  pubsub_topic_add_subscriber (topic, "client");
+  pubsub_topic_add_subscriber (topic, "client");
+  pubsub_topic_add_subscriber (topic, "client");
   g_assert_cmpuint (pubsub_topic_get_subscribers (topic), ==, 3);
   g_assert_cmpuint (notify_subscribers, ==, 3);
-  pubsub_topic_remove_subscriber (topic);
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (pubsub_topic_get_subscribers (topic), ==, 2);
   g_assert_cmpuint (notify_subscribers, ==, 4);
   g_object_get (topic, "subscribers", &subscribers, NULL);
   g_assert_cmpuint (subscribers, ==, 2);
   g_assert_cmpuint (notify_messages, ==, 10);
-  pubsub_topic_remove_subscriber (topic);
-  pubsub_topic_remove_subscriber (topic);
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (pubsub_topic_get_subscribers (topic), ==, 0);
   g_assert_cmpuint (notify_subscribers, ==, 6);
 
   /* Never below zero. */
   g_test_expect_message ("pubsubd", G_LOG_LEVEL_CRITICAL, "*subscribers > 0*");
-  pubsub_topic_remove_subscriber (topic);
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_test_assert_expected_messages ();
   g_assert_cmpuint (pubsub_topic_get_subscribers (topic), ==, 0);
   g_assert_cmpuint (notify_subscribers, ==, 6);
@@ -597,14 +597,14 @@ test_broker_delete_held (void)
   held = g_object_ref (pubsub_broker_create_topic (broker, "t", NULL));
   g_signal_connect (broker, "notify::subscriber-count", G_CALLBACK (count_notify),
                     &notify_subscribers);
-  pubsub_topic_add_subscriber (held);
+  pubsub_topic_add_subscriber (held, "client");
   g_assert_cmpuint (notify_subscribers, ==, 1);
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 1);
 
   g_assert_true (pubsub_broker_delete_topic (broker, "t", NULL));
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 0);
   notify_subscribers = 0;
-  pubsub_topic_remove_subscriber (held);
+  pubsub_topic_remove_subscriber (held, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (notify_subscribers, ==, 0);
 
   g_assert_null (pubsub_broker_publish (broker, "t", UUID, "1", 1, &error));
@@ -654,14 +654,14 @@ test_broker_subscriber_count (void)
   guint count = 99;
 
   g_signal_connect (broker, "notify::subscriber-count", G_CALLBACK (count_notify), &notify_count);
-  pubsub_topic_add_subscriber (a);
-  pubsub_topic_add_subscriber (a);
-  pubsub_topic_add_subscriber (b);
+  pubsub_topic_add_subscriber (a, "client");
+  pubsub_topic_add_subscriber (a, "client");
+  pubsub_topic_add_subscriber (b, "client");
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 3);
   g_assert_cmpuint (notify_count, ==, 3);
   g_object_get (broker, "subscriber-count", &count, NULL);
   g_assert_cmpuint (count, ==, 3);
-  pubsub_topic_remove_subscriber (a);
+  pubsub_topic_remove_subscriber (a, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 2);
   g_assert_cmpuint (notify_count, ==, 4);
 
@@ -669,7 +669,7 @@ test_broker_subscriber_count (void)
   g_assert_true (pubsub_broker_delete_topic (broker, "a", NULL));
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 1);
   g_assert_cmpuint (notify_count, ==, 5);
-  pubsub_topic_remove_subscriber (b);
+  pubsub_topic_remove_subscriber (b, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
 }
 
 static void
@@ -859,10 +859,77 @@ test_broker_dispose (void)
   g_assert_null (weak);
 
   /* Nothing left connected to the dead broker. */
-  pubsub_topic_add_subscriber (topic);
-  pubsub_topic_remove_subscriber (topic);
+  pubsub_topic_add_subscriber (topic, "client");
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   pubsub_topic_publish (topic, message);
   g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 1);
+}
+
+/* Who joined and who left, and why, with the count already updated. */
+typedef struct {
+  GString *log;
+} MembershipLog;
+
+static void
+on_subscriber_joined (PubsubTopic   *topic,
+                      const char    *client_id,
+                      MembershipLog *log)
+{
+  g_string_append_printf (log->log, "+%s(%u) ", client_id, pubsub_topic_get_subscribers (topic));
+}
+
+static void
+on_subscriber_left (PubsubTopic       *topic,
+                    const char        *client_id,
+                    PubsubLeaveReason  reason,
+                    MembershipLog     *log)
+{
+  g_string_append_printf (log->log, "-%s:%s(%u) ", client_id,
+                          pubsub_leave_reason_to_string (reason),
+                          pubsub_topic_get_subscribers (topic));
+}
+
+static void
+test_subscriber_signals (void)
+{
+  g_autoptr(PubsubTopic) topic = pubsub_topic_new ("t", 4);
+  MembershipLog log = { g_string_new (NULL) };
+  g_autoptr(GEnumClass) reasons = g_type_class_ref (PUBSUB_TYPE_LEAVE_REASON);
+
+  g_signal_connect (topic, "subscriber-joined", G_CALLBACK (on_subscriber_joined), &log);
+  g_signal_connect (topic, "subscriber-left", G_CALLBACK (on_subscriber_left), &log);
+
+  pubsub_topic_add_subscriber (topic, "a");
+  pubsub_topic_add_subscriber (topic, "b");
+  pubsub_topic_remove_subscriber (topic, "a", PUBSUB_LEAVE_UNSUBSCRIBED);
+  pubsub_topic_remove_subscriber (topic, "b", PUBSUB_LEAVE_SLOW_CONSUMER);
+  pubsub_topic_add_subscriber (topic, "");
+  pubsub_topic_remove_subscriber (topic, "", PUBSUB_LEAVE_SHUTDOWN);
+  g_assert_cmpstr (log.log->str, ==,
+                   "+a(1) +b(2) -a:unsubscribed(1) -b:slow_consumer(0) +(1) -:shutdown(0) ");
+
+  /* The names D-Bus shows, and the enum's nicks, are the same. */
+  g_assert_cmpstr (pubsub_leave_reason_to_string (PUBSUB_LEAVE_CLOSED), ==, "closed");
+  g_assert_cmpstr (pubsub_leave_reason_to_string (PUBSUB_LEAVE_TOPIC_DELETED), ==,
+                   "topic_deleted");
+  for (guint i = 0; i < reasons->n_values; i++)
+    g_assert_cmpstr (reasons->values[i].value_nick, ==,
+                     pubsub_leave_reason_to_string (reasons->values[i].value));
+  g_assert_cmpuint (reasons->n_values, ==, 5);
+
+  g_string_free (log.log, TRUE);
+}
+
+/* The monotonic time a message was made: where its delivery latency starts. */
+static void
+test_message_accepted (void)
+{
+  gint64 before = g_get_monotonic_time ();
+  g_autoptr(PubsubMessage) message = message_new_numbered ("t", 1);
+  gint64 after = g_get_monotonic_time ();
+
+  g_assert_cmpint (pubsub_message_get_accepted (message), >=, before);
+  g_assert_cmpint (pubsub_message_get_accepted (message), <=, after);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -876,6 +943,7 @@ main (int    argc,
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   g_test_add_func ("/message/new", test_message);
+  g_test_add_func ("/message/accepted", test_message_accepted);
 
   g_test_add_func ("/topic/properties", test_topic_properties);
   for (gsize i = 0; i < G_N_ELEMENTS (history_sizes); i++)
@@ -888,6 +956,7 @@ main (int    argc,
   g_test_add_func ("/topic/counters-and-notify", test_counters_and_notify);
   g_test_add_func ("/topic/event-signal", test_event_signal);
   g_test_add_func ("/topic/deleted-signal", test_deleted_signal);
+  g_test_add_func ("/topic/subscriber-signals", test_subscriber_signals);
 
   g_test_add_func ("/broker/create", test_broker_create);
   g_test_add_func ("/broker/max-topics", test_broker_max_topics);

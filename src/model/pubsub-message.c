@@ -16,6 +16,7 @@ struct _PubsubMessage {
   gatomicrefcount  ref_count;
   char             id[PUBSUB_UUID_LEN + 1];
   gint64           time_us;
+  gint64           accepted_us;   /* monotonic, for the delivery latency */
   gsize            payload_offset;
   gsize            payload_len;
   GBytes          *frame;   /* owned */
@@ -39,6 +40,7 @@ pubsub_message_new (const PubsubMessageInfo *info,
   g_atomic_ref_count_init (&self->ref_count);
   g_strlcpy (self->id, info->id, sizeof self->id);
   self->time_us = info->time_us;
+  self->accepted_us = g_get_monotonic_time ();
   self->payload_len = info->payload_len;
   self->frame = encode (info, &self->payload_offset);
   g_assert (self->payload_offset + self->payload_len <= g_bytes_get_size (self->frame));
@@ -81,6 +83,18 @@ gint64
 pubsub_message_get_time (PubsubMessage *self)
 {
   return self->time_us;
+}
+
+/**
+ * pubsub_message_get_accepted:
+ *
+ * Returns: when the publish was accepted (the message made), on the
+ *   monotonic clock, µs; always > 0
+ */
+gint64
+pubsub_message_get_accepted (PubsubMessage *self)
+{
+  return self->accepted_us;
 }
 
 /**
