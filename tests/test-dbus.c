@@ -1158,6 +1158,8 @@ test_subscriber_left_shutdown (Fixture       *f,
   wait_for_subscriber_log (f, "news", "+dave -dave:shutdown");
   pubsub_test_ws_wait_closed (dave, 10000);
   g_assert_cmpuint (dave->close_code, ==, 1001);
+  /* The teardown checks the exit status. */
+  pubsub_test_server_wait_exit (f->daemon, 15000);
 }
 
 #define STORM_CYCLES 100
