@@ -151,7 +151,6 @@ pubsub_subscriber_dispose (GObject *object)
   if (self->io != NULL)
     pubsub_io_loop_cancel (self->io, &self->flush_watch);
   g_clear_object (&self->io);
-  g_clear_object (&self->metrics);
 
   G_OBJECT_CLASS (pubsub_subscriber_parent_class)->dispose (object);
 }
@@ -163,6 +162,8 @@ pubsub_subscriber_finalize (GObject *object)
 
   g_hash_table_unref (self->subscriptions);
   pubsub_frame_queue_clear (&self->queue);
+  /* Kept to the end: self->counters points into it. */
+  g_clear_object (&self->metrics);
   g_free (self->own_counters);
 
   G_OBJECT_CLASS (pubsub_subscriber_parent_class)->finalize (object);
