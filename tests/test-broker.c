@@ -252,14 +252,14 @@ test_broker_delete_held (void)
   held = g_object_ref (pubsub_broker_create_topic (broker, "t", NULL));
   g_signal_connect (broker, "notify::subscriber-count", G_CALLBACK (pubsub_test_count_notify),
                     &notify_subscribers);
-  pubsub_topic_add_subscriber (held);
+  pubsub_topic_add_subscriber (held, "client");
   g_assert_cmpuint (notify_subscribers, ==, 1);
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 1);
 
   g_assert_true (pubsub_broker_delete_topic (broker, "t", NULL));
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 0);
   notify_subscribers = 0;
-  pubsub_topic_remove_subscriber (held);
+  pubsub_topic_remove_subscriber (held, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (notify_subscribers, ==, 0);
 
   g_assert_null (pubsub_broker_publish (broker, "t", UUID, "1", 1, NULL, &error));
@@ -309,14 +309,14 @@ test_broker_subscriber_count (void)
   guint count = 99;
 
   g_signal_connect (broker, "notify::subscriber-count", G_CALLBACK (pubsub_test_count_notify), &notify_count);
-  pubsub_topic_add_subscriber (a);
-  pubsub_topic_add_subscriber (a);
-  pubsub_topic_add_subscriber (b);
+  pubsub_topic_add_subscriber (a, "client");
+  pubsub_topic_add_subscriber (a, "client");
+  pubsub_topic_add_subscriber (b, "client");
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 3);
   g_assert_cmpuint (notify_count, ==, 3);
   g_object_get (broker, "subscriber-count", &count, NULL);
   g_assert_cmpuint (count, ==, 3);
-  pubsub_topic_remove_subscriber (a);
+  pubsub_topic_remove_subscriber (a, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 2);
   g_assert_cmpuint (notify_count, ==, 4);
 
@@ -324,7 +324,7 @@ test_broker_subscriber_count (void)
   g_assert_true (pubsub_broker_delete_topic (broker, "a", NULL));
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 1);
   g_assert_cmpuint (notify_count, ==, 5);
-  pubsub_topic_remove_subscriber (b);
+  pubsub_topic_remove_subscriber (b, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
 }
 
 /* What a topic's "event" handler was given. */
@@ -532,8 +532,8 @@ test_broker_dispose (void)
   g_assert_null (weak);
 
   /* Nothing left connected to the dead broker. */
-  pubsub_topic_add_subscriber (topic);
-  pubsub_topic_remove_subscriber (topic);
+  pubsub_topic_add_subscriber (topic, "client");
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   message = pubsub_test_publish_numbered (topic, 1);
   g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 1);
 }

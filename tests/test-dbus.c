@@ -16,6 +16,7 @@
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
+#include <signal.h>
 #include <string.h>
 
 #include "pubsub-dbus.h"
@@ -539,7 +540,9 @@ test_properties (Fixture       *f,
                                        NULL, &error);
   g_assert_no_error (error);
   all = g_variant_get_child_value (reply, 0);
-  g_assert_cmpuint (g_variant_n_children (all), ==, 5);
+  /* Version, ListenAddress, StartTime, TopicCount, SubscriberCount and
+   * SignalsDropped (SPEC §10). */
+  g_assert_cmpuint (g_variant_n_children (all), ==, 6);
 
   /* Read-only. */
   g_clear_pointer (&reply, g_variant_unref);
@@ -990,6 +993,309 @@ test_name_taken (Fixture       *f,
   stop_daemon (second);
 }
 
+/* ---- SubscriberJoined / SubscriberLeft (SPEC §10) ---------------------- */
+
+/* The subscriber signals about @topic so far, in order: "+client" for a
+ * join, "-client:reason" for a leave, separated by spaces. */
+static char *
+subscriber_log (Fixture    *f,
+                const char *topic)
+{
+  GString *log = g_string_new (NULL);
+
+  for (guint i = 0; i < f->signals->len; i++)
+    {
+      Signal *signal = g_ptr_array_index (f->signals, i);
+      const char *name;
+      const char *client_id;
+      const char *reason;
+
+      if (g_strcmp0 (signal->sender, f->owner) != 0 ||
+          g_strcmp0 (signal->path, BROKER_PATH) != 0 ||
+          g_strcmp0 (signal->interface, BROKER_IFACE) != 0)
+        continue;
+      if (g_str_equal (signal->member, "SubscriberJoined"))
+        {
+          g_assert_true (g_variant_is_of_type (signal->parameters, G_VARIANT_TYPE ("(ss)")));
+          g_variant_get (signal->parameters, "(&s&s)", &name, &client_id);
+          if (g_str_equal (name, topic))
+            g_string_append_printf (log, "%s+%s", log->len > 0 ? " " : "", client_id);
+        }
+      else if (g_str_equal (signal->member, "SubscriberLeft"))
+        {
+          g_assert_true (g_variant_is_of_type (signal->parameters, G_VARIANT_TYPE ("(sss)")));
+          g_variant_get (signal->parameters, "(&s&s&s)", &name, &client_id, &reason);
+          if (g_str_equal (name, topic))
+            g_string_append_printf (log, "%s-%s:%s", log->len > 0 ? " " : "", client_id, reason);
+        }
+    }
+  return g_string_free (log, FALSE);
+}
+
+static gboolean
+subscriber_log_is (Fixture    *f,
+                   const char *topic,
+                   const char *expected)
+{
+  g_autofree char *log = subscriber_log (f, topic);
+
+  return g_str_equal (log, expected);
+}
+
+/* Waits for the log of @topic to be exactly @expected (and says what it was
+ * when it is not, at the deadline). */
+static void
+wait_for_subscriber_log (Fixture    *f,
+                         const char *topic,
+                         const char *expected)
+{
+  gint64 deadline = g_get_monotonic_time () +
+                    10 * G_USEC_PER_SEC * (gint64) pubsub_test_timeout_scale ();
+
+  while (!subscriber_log_is (f, topic, expected))
+    {
+      if (g_get_monotonic_time () > deadline)
+        {
+          g_autofree char *log = subscriber_log (f, topic);
+
+          g_error ("the subscriber signals of '%s' are '%s', expected '%s'", topic, log, expected);
+        }
+      pubsub_test_iterate ();
+    }
+}
+
+static void
+ws_subscribe_as (PubsubTestWs *ws,
+                 const char   *topic,
+                 const char   *client_id)
+{
+  g_autoptr(PubsubTestFrame) ack = NULL;
+
+  pubsub_test_ws_sendf (ws, "{\"type\":\"subscribe\",\"topic\":\"%s\",\"client_id\":\"%s\","
+                        "\"request_id\":\"sub\"}", topic, client_id);
+  ack = pubsub_test_ws_take (ws, "ack", 5000);
+  g_assert_cmpstr (pubsub_test_frame_get_string (ack, "request_id", NULL), ==, "sub");
+}
+
+static void
+ws_unsubscribe_as (PubsubTestWs *ws,
+                   const char   *topic,
+                   const char   *client_id)
+{
+  g_autoptr(PubsubTestFrame) ack = NULL;
+
+  pubsub_test_ws_sendf (ws, "{\"type\":\"unsubscribe\",\"topic\":\"%s\",\"client_id\":\"%s\","
+                        "\"request_id\":\"unsub\"}", topic, client_id);
+  ack = pubsub_test_ws_take (ws, "ack", 5000);
+  g_assert_cmpstr (pubsub_test_frame_get_string (ack, "request_id", NULL), ==, "unsub");
+}
+
+static void
+assert_signal_signature (GDBusInterfaceInfo *iface,
+                         const char         *name,
+                         const char         *signature)
+{
+  GDBusSignalInfo *signal = g_dbus_interface_info_lookup_signal (iface, name);
+  g_autoptr(GString) found = g_string_new (NULL);
+
+  g_assert_nonnull (signal);
+  for (guint i = 0; signal->args != NULL && signal->args[i] != NULL; i++)
+    g_string_append (found, signal->args[i]->signature);
+  g_assert_cmpstr (found->str, ==, signature);
+}
+
+static void
+test_subscriber_introspection (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(GDBusNodeInfo) broker = introspect (f, BROKER_PATH);
+  GDBusInterfaceInfo *iface = g_dbus_node_info_lookup_interface (broker, BROKER_IFACE);
+  g_autoptr(GVariant) dropped = NULL;
+
+  g_assert_nonnull (iface);
+  assert_signal_signature (iface, "SubscriberJoined", "ss");
+  assert_signal_signature (iface, "SubscriberLeft", "sss");
+  assert_property (iface, "SignalsDropped", "t");
+  dropped = get_property (f, BROKER_PATH, BROKER_IFACE, "SignalsDropped");
+  g_assert_cmpuint (g_variant_get_uint64 (dropped), ==, 0);
+}
+
+/* Joins, and leaves for each reason a client can cause or see. */
+static void
+test_subscriber_signals (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(PubsubTestWs) alice = NULL;
+  g_autoptr(PubsubTestWs) bob = NULL;
+  g_autoptr(PubsubTestWs) carol = NULL;
+  g_autoptr(PubsubTestFrame) info = NULL;
+  gint left_index = -1;
+  gint deleted_index = -1;
+
+  call_ok (f, "CreateTopic", g_variant_new ("(s)", "room"));
+  alice = pubsub_test_ws_connect (f->daemon, NULL, NULL);
+  bob = pubsub_test_ws_connect (f->daemon, NULL, NULL);
+  carol = pubsub_test_ws_connect (f->daemon, NULL, NULL);
+
+  ws_subscribe_as (alice, "room", "alice");
+  wait_for_subscriber_log (f, "room", "+alice");
+  /* Subscribing again changes nothing, so says nothing. */
+  ws_subscribe_as (alice, "room", "alice");
+  ws_unsubscribe_as (alice, "room", "alice");
+  wait_for_subscriber_log (f, "room", "+alice -alice:unsubscribed");
+  /* Unsubscribing when not subscribed: nothing either. */
+  ws_unsubscribe_as (alice, "room", "alice");
+
+  ws_subscribe_as (bob, "room", "bob (ünïcode) \\\"quoted\\\"");
+  g_clear_pointer (&bob, pubsub_test_ws_free);
+  wait_for_subscriber_log (f, "room",
+                           "+alice -alice:unsubscribed "
+                           "+bob (ünïcode) \"quoted\" -bob (ünïcode) \"quoted\":closed");
+
+  ws_subscribe_as (carol, "room", "carol");
+  call_ok (f, "DeleteTopic", g_variant_new ("(s)", "room"));
+  info = pubsub_test_ws_wait_for (carol, "info", 5000);
+  g_assert_cmpstr (pubsub_test_frame_get_string (info, "msg", NULL), ==, "topic_deleted");
+  wait_for_subscriber_log (f, "room",
+                           "+alice -alice:unsubscribed "
+                           "+bob (ünïcode) \"quoted\" -bob (ünïcode) \"quoted\":closed "
+                           "+carol -carol:topic_deleted");
+
+  /* The subscribers are gone before the topic is: on the bus in that order. */
+  wait_for (find_signal (f, BROKER_PATH, BROKER_IFACE, "TopicDeleted", "room") != NULL, 5);
+  for (guint i = 0; i < f->signals->len; i++)
+    {
+      Signal *signal = g_ptr_array_index (f->signals, i);
+      g_autofree char *printed = g_variant_print (signal->parameters, FALSE);
+
+      if (g_str_equal (signal->member, "SubscriberLeft") &&
+          g_str_equal (printed, "('room', 'carol', 'topic_deleted')"))
+        left_index = (gint) i;
+      if (g_str_equal (signal->member, "TopicDeleted") && g_str_equal (printed, "('room',)"))
+        deleted_index = (gint) i;
+    }
+  g_assert_cmpint (left_index, >=, 0);
+  g_assert_cmpint (left_index, <, deleted_index);
+}
+
+static const char *const small_queue[] = { "--queue-size", "10", NULL };
+static const TestCase small_queue_case = { small_queue };
+
+static void
+test_subscriber_left_slow (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(PubsubTestRawWs) raw = pubsub_test_raw_ws_connect (f->daemon, "/ws", 4096, NULL);
+  g_autofree char *pad = g_strnfill (8000, 'r');
+
+  g_assert_nonnull (raw);
+  call_ok (f, "CreateTopic", g_variant_new ("(s)", "busy"));
+  pubsub_test_raw_ws_send_text (raw, "{\"type\":\"subscribe\",\"topic\":\"busy\","
+                                     "\"client_id\":\"slowpoke\"}");
+  wait_for_subscriber_log (f, "busy", "+slowpoke");
+
+  /* Pongs it never reads overflow its queue. */
+  for (guint i = 0; i < 1500 && subscriber_log_is (f, "busy", "+slowpoke"); i++)
+    {
+      g_autofree char *ping = g_strdup_printf ("{\"type\":\"ping\",\"request_id\":\"%u-%s\"}",
+                                               i, pad);
+
+      pubsub_test_raw_ws_send_text (raw, ping);
+      pubsub_test_iterate ();
+    }
+  wait_for_subscriber_log (f, "busy", "+slowpoke -slowpoke:slow_consumer");
+}
+
+static void
+test_subscriber_left_shutdown (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(PubsubTestWs) dave = pubsub_test_ws_connect (f->daemon, NULL, NULL);
+
+  call_ok (f, "CreateTopic", g_variant_new ("(s)", "news"));
+  ws_subscribe_as (dave, "news", "dave");
+  wait_for_subscriber_log (f, "news", "+dave");
+
+  pubsub_test_server_signal (f->daemon, SIGTERM);
+  wait_for_subscriber_log (f, "news", "+dave -dave:shutdown");
+  pubsub_test_ws_wait_closed (dave, 10000);
+  g_assert_cmpuint (dave->close_code, ==, 1001);
+  /* The teardown checks the exit status. */
+  pubsub_test_server_wait_exit (f->daemon, 15000);
+}
+
+#define STORM_CYCLES 100
+
+/* A storm of joins and leaves on one topic: a burst goes out, then about
+ * ten a second; the rest is counted in SignalsDropped, announced coalesced.
+ * Another topic is not held back by it. */
+static void
+test_subscriber_signal_rate_limit (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_autoptr(PubsubTestWs) storm = pubsub_test_ws_connect (f->daemon, NULL, NULL);
+  g_autoptr(PubsubTestWs) calm = pubsub_test_ws_connect (f->daemon, NULL, NULL);
+  g_autoptr(PubsubTestFrame) pong = NULL;
+  g_autoptr(GVariant) property = NULL;
+  g_autoptr(GVariant) announced = NULL;
+  g_autofree char *log = NULL;
+  guint emitted = 0;
+  guint n_changed = 0;
+  guint64 dropped = 0;
+  gint64 start;
+  double elapsed;
+
+  call_ok (f, "CreateTopic", g_variant_new ("(s)", "storm"));
+  call_ok (f, "CreateTopic", g_variant_new ("(s)", "calm"));
+
+  start = g_get_monotonic_time ();
+  for (guint i = 0; i < STORM_CYCLES; i++)
+    {
+      pubsub_test_ws_send (storm, "{\"type\":\"subscribe\",\"topic\":\"storm\",\"client_id\":\"s\"}");
+      pubsub_test_ws_send (storm, "{\"type\":\"unsubscribe\",\"topic\":\"storm\",\"client_id\":\"s\"}");
+    }
+  pubsub_test_ws_send (storm, "{\"type\":\"ping\",\"request_id\":\"done\"}");
+  pong = pubsub_test_ws_take (storm, "pong", 20000);
+  elapsed = (double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC;
+
+  /* Every join and leave is either on the bus or counted. */
+  for (gint64 deadline = g_get_monotonic_time () +
+                         10 * G_USEC_PER_SEC * (gint64) pubsub_test_timeout_scale ();
+       ; pubsub_test_iterate ())
+    {
+      g_clear_pointer (&log, g_free);
+      g_clear_pointer (&announced, g_variant_unref);
+      log = subscriber_log (f, "storm");
+      emitted = *log == '\0' ? 0 : 1;
+      for (const char *p = log; *p != '\0'; p++)
+        emitted += *p == ' ';
+      announced = last_changed_value (f, BROKER_PATH, BROKER_IFACE, "SignalsDropped", &n_changed);
+      dropped = announced != NULL ? g_variant_get_uint64 (announced) : 0;
+      if (emitted + dropped == 2 * STORM_CYCLES)
+        break;
+      if (g_get_monotonic_time () > deadline)
+        g_error ("%u signals and %" G_GUINT64_FORMAT " dropped of %u", emitted, dropped,
+                 2 * STORM_CYCLES);
+    }
+  g_test_message ("%u joins and leaves in %.3f s: %u signals, %" G_GUINT64_FORMAT " dropped, "
+                  "%u PropertiesChanged", 2 * STORM_CYCLES, elapsed, emitted, dropped, n_changed);
+
+  /* The burst, then ten a second at most. */
+  g_assert_cmpuint (emitted, >=, 10);
+  g_assert_cmpfloat (emitted, <=, 10 + 10 * elapsed + 1);
+  g_assert_cmpuint (dropped, >, 0);
+  g_assert_true (g_str_has_prefix (log, "+s -s:unsubscribed +s -s:unsubscribed"));
+  property = get_property (f, BROKER_PATH, BROKER_IFACE, "SignalsDropped");
+  g_assert_cmpuint (g_variant_get_uint64 (property), ==, dropped);
+  /* Coalesced: at most one PropertiesChanged per 250 ms flush (and the first). */
+  g_assert_cmpuint (n_changed, >=, 1);
+  g_assert_cmpuint (n_changed, <=, (guint) (elapsed * 4) + 2 * pubsub_test_timeout_scale () + 2);
+
+  /* The limit is per topic. */
+  ws_subscribe_as (calm, "calm", "quiet");
+  wait_for_subscriber_log (f, "calm", "+quiet");
+}
+
 /* Not a fixture test: there is no bus at all. */
 static void
 test_no_bus (void)
@@ -1028,6 +1334,11 @@ main (int   argc,
   ADD ("/dbus/coalesced-properties", NULL, test_coalesced_properties);
   ADD ("/dbus/bus-lost", NULL, test_bus_lost);
   ADD ("/dbus/name-taken", NULL, test_name_taken);
+  ADD ("/dbus/subscriber/introspection", NULL, test_subscriber_introspection);
+  ADD ("/dbus/subscriber/signals", NULL, test_subscriber_signals);
+  ADD ("/dbus/subscriber/left-slow-consumer", &small_queue_case, test_subscriber_left_slow);
+  ADD ("/dbus/subscriber/left-shutdown", NULL, test_subscriber_left_shutdown);
+  ADD ("/dbus/subscriber/rate-limit", NULL, test_subscriber_signal_rate_limit);
   g_test_add_func ("/dbus/no-bus", test_no_bus);
 
 #undef ADD

@@ -138,7 +138,7 @@ make_subscriber (Fixture *f,
                                           SOL_SOCKET, SO_SNDBUF, sndbuf, &error));
       g_assert_no_error (error);
     }
-  f->subscriber = pubsub_subscriber_new (f->io, f->output, queue_size);
+  f->subscriber = pubsub_subscriber_new (f->io, f->output, queue_size, NULL);
   g_signal_connect (f->subscriber, "slow-consumer", G_CALLBACK (on_slow_consumer), f);
   g_signal_connect (f->subscriber, "drained", G_CALLBACK (on_drained), f);
 }
@@ -506,7 +506,7 @@ test_unsubscribe (Fixture       *f,
   /* Already queued events still go out; later ones do not. */
   publish_range (f, "a", 1, 3);
   publish_range (f, "b", 4, 4);
-  pubsub_subscriber_unsubscribe_all (f->subscriber);
+  pubsub_subscriber_unsubscribe_all (f->subscriber, PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (pubsub_topic_get_subscribers (b), ==, 0);
   g_assert_cmpuint (pubsub_subscriber_get_subscription_count (f->subscriber), ==, 0);
   publish_range (f, "b", 5, 5);

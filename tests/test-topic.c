@@ -169,25 +169,25 @@ test_counters_and_notify (void)
   g_object_get (topic, "messages", &messages, NULL);
   g_assert_cmpuint (messages, ==, 10);
 
-  pubsub_topic_add_subscriber (topic);
-  pubsub_topic_add_subscriber (topic);
-  pubsub_topic_add_subscriber (topic);
+  pubsub_topic_add_subscriber (topic, "client");
+  pubsub_topic_add_subscriber (topic, "client");
+  pubsub_topic_add_subscriber (topic, "client");
   g_assert_cmpuint (pubsub_topic_get_subscribers (topic), ==, 3);
   g_assert_cmpuint (notify_subscribers, ==, 3);
-  pubsub_topic_remove_subscriber (topic);
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (pubsub_topic_get_subscribers (topic), ==, 2);
   g_assert_cmpuint (notify_subscribers, ==, 4);
   g_object_get (topic, "subscribers", &subscribers, NULL);
   g_assert_cmpuint (subscribers, ==, 2);
   g_assert_cmpuint (notify_messages, ==, 10);
-  pubsub_topic_remove_subscriber (topic);
-  pubsub_topic_remove_subscriber (topic);
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (pubsub_topic_get_subscribers (topic), ==, 0);
   g_assert_cmpuint (notify_subscribers, ==, 6);
 
   /* Never below zero. */
   g_test_expect_message ("pubsubd", G_LOG_LEVEL_CRITICAL, "*subscribers > 0*");
-  pubsub_topic_remove_subscriber (topic);
+  pubsub_topic_remove_subscriber (topic, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_test_assert_expected_messages ();
   g_assert_cmpuint (pubsub_topic_get_subscribers (topic), ==, 0);
   g_assert_cmpuint (notify_subscribers, ==, 6);
@@ -410,6 +410,74 @@ test_topic_replay_start_empty (void)
   g_assert_true (recovered);
 }
 
+
+/* Who joined and who left, and why, with the count already updated. */
+typedef struct {
+  GString *log;
+} MembershipLog;
+
+static void
+on_subscriber_joined (PubsubTopic   *topic,
+                      const char    *client_id,
+                      MembershipLog *log)
+{
+  g_string_append_printf (log->log, "+%s(%u) ", client_id, pubsub_topic_get_subscribers (topic));
+}
+
+static void
+on_subscriber_left (PubsubTopic       *topic,
+                    const char        *client_id,
+                    PubsubLeaveReason  reason,
+                    MembershipLog     *log)
+{
+  g_string_append_printf (log->log, "-%s:%s(%u) ", client_id,
+                          pubsub_leave_reason_to_string (reason),
+                          pubsub_topic_get_subscribers (topic));
+}
+
+static void
+test_subscriber_signals (void)
+{
+  g_autoptr(PubsubTopic) topic = pubsub_topic_new ("t", 4);
+  MembershipLog log = { g_string_new (NULL) };
+  g_autoptr(GEnumClass) reasons = g_type_class_ref (PUBSUB_TYPE_LEAVE_REASON);
+
+  g_signal_connect (topic, "subscriber-joined", G_CALLBACK (on_subscriber_joined), &log);
+  g_signal_connect (topic, "subscriber-left", G_CALLBACK (on_subscriber_left), &log);
+
+  pubsub_topic_add_subscriber (topic, "a");
+  pubsub_topic_add_subscriber (topic, "b");
+  pubsub_topic_remove_subscriber (topic, "a", PUBSUB_LEAVE_UNSUBSCRIBED);
+  pubsub_topic_remove_subscriber (topic, "b", PUBSUB_LEAVE_SLOW_CONSUMER);
+  pubsub_topic_add_subscriber (topic, "");
+  pubsub_topic_remove_subscriber (topic, "", PUBSUB_LEAVE_SHUTDOWN);
+  g_assert_cmpstr (log.log->str, ==,
+                   "+a(1) +b(2) -a:unsubscribed(1) -b:slow_consumer(0) +(1) -:shutdown(0) ");
+
+  /* The names D-Bus shows, and the enum's nicks, are the same. */
+  g_assert_cmpstr (pubsub_leave_reason_to_string (PUBSUB_LEAVE_CLOSED), ==, "closed");
+  g_assert_cmpstr (pubsub_leave_reason_to_string (PUBSUB_LEAVE_TOPIC_DELETED), ==,
+                   "topic_deleted");
+  for (guint i = 0; i < reasons->n_values; i++)
+    g_assert_cmpstr (reasons->values[i].value_nick, ==,
+                     pubsub_leave_reason_to_string (reasons->values[i].value));
+  g_assert_cmpuint (reasons->n_values, ==, 5);
+
+  g_string_free (log.log, TRUE);
+}
+
+/* The monotonic time a message was made: where its delivery latency starts. */
+static void
+test_message_accepted (void)
+{
+  gint64 before = g_get_monotonic_time ();
+  g_autoptr(PubsubMessage) message = pubsub_test_message_new ("t", UUID, "1", 1);
+  gint64 after = g_get_monotonic_time ();
+
+  g_assert_cmpint (pubsub_message_get_accepted (message), >=, before);
+  g_assert_cmpint (pubsub_message_get_accepted (message), <=, after);
+}
+
 /* ---------------------------------------------------------------------- */
 
 int
@@ -421,6 +489,8 @@ main (int    argc,
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   g_test_add_func ("/message/new", test_message);
+  g_test_add_func ("/message/accepted", test_message_accepted);
+  g_test_add_func ("/topic/subscriber-signals", test_subscriber_signals);
 
   g_test_add_func ("/topic/properties", test_topic_properties);
   g_test_add_func ("/topic/epoch", test_topic_epoch);

@@ -17,6 +17,11 @@
  * so a topic receiving 100k messages per second costs the bus four signals
  * per second.
  *
+ * SubscriberJoined and SubscriberLeft cannot be coalesced (each names a
+ * client), so each topic has a token bucket instead: SIGNAL_BURST signals at
+ * once, then SIGNALS_PER_SECOND. What the bucket refuses is counted in
+ * SignalsDropped, a property flushed like the counters above.
+ *
  * The bus is optional: no bus, a closed connection or a lost name is one
  * warning, and the rest of the daemon (HTTP, WebSocket) keeps serving.
  *
@@ -35,6 +40,11 @@
  * PropertiesChanged per second and object, and the final values are on the
  * bus within a quarter of a second. */
 #define FLUSH_INTERVAL_MS 250
+
+/* Subscriber signals per topic: a burst of 10, then 10 per second. */
+#define SIGNALS_PER_SECOND 10
+#define SIGNAL_BURST 10
+#define SIGNAL_INTERVAL_US (G_USEC_PER_SEC / SIGNALS_PER_SECOND)
 
 /**
  * pubsub_dbus_error_register:
@@ -72,6 +82,9 @@ typedef struct {
   PubsubDBusTopic1         *iface;           /* owned */
   gulong                    subscribers_id;
   gulong                    messages_id;
+  gulong                    joined_id;
+  gulong                    left_id;
+  gint64                    signal_due;      /* the bucket: monotonic µs when it is full */
   gboolean                  dirty;           /* dirty_link is in service->dirty */
   GList                     dirty_link;      /* .data = this entry */
 } TopicEntry;
@@ -87,6 +100,8 @@ struct _PubsubDBusService {
 
   GQueue                    dirty;           /* TopicEntry links waiting for the flush */
   gboolean                  broker_dirty;    /* SubscriberCount waits for the flush */
+  guint64                   signals_dropped;
+  gboolean                  dropped_dirty;   /* SignalsDropped waits for the flush */
   guint                     flush_id;
   gint64                    last_flush;      /* monotonic µs, 0 before the first */
 
@@ -266,6 +281,11 @@ flush_properties (gpointer user_data)
       pubsub_dbus_broker1_set_subscriber_count (self->skeleton,
                                                 pubsub_broker_get_subscriber_count (self->broker));
     }
+  if (self->dropped_dirty)
+    {
+      self->dropped_dirty = FALSE;
+      pubsub_dbus_broker1_set_signals_dropped (self->skeleton, self->signals_dropped);
+    }
 
   return G_SOURCE_REMOVE;
 }
@@ -302,6 +322,50 @@ on_topic_counter_changed (PubsubTopic *topic,
   schedule_flush (entry->service);
 }
 
+/* ---- rate-limited subscriber signals ----------------------------------- */
+
+/* The token bucket, kept as the time at which it will be full again (GCRA):
+ * each signal adds SIGNAL_INTERVAL_US; a signal fits while that stays within
+ * SIGNAL_BURST intervals of now. No timer, no allocation. */
+static gboolean
+take_signal_token (TopicEntry *entry)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 due = MAX (entry->signal_due, now) + SIGNAL_INTERVAL_US;
+
+  if (due - now > SIGNAL_BURST * SIGNAL_INTERVAL_US)
+    {
+      entry->service->signals_dropped++;
+      entry->service->dropped_dirty = TRUE;
+      schedule_flush (entry->service);
+      return FALSE;
+    }
+  entry->signal_due = due;
+  return TRUE;
+}
+
+static void
+on_subscriber_joined (PubsubTopic *topic,
+                      const char  *client_id,
+                      TopicEntry  *entry)
+{
+  if (take_signal_token (entry))
+    pubsub_dbus_broker1_emit_subscriber_joined (entry->service->skeleton,
+                                                pubsub_topic_get_name (topic), client_id);
+}
+
+static void
+on_subscriber_left (PubsubTopic       *topic,
+                    const char        *client_id,
+                    PubsubLeaveReason  reason,
+                    TopicEntry        *entry)
+{
+  if (take_signal_token (entry))
+    pubsub_dbus_broker1_emit_subscriber_left (entry->service->skeleton,
+                                              pubsub_topic_get_name (topic), client_id,
+                                              pubsub_leave_reason_to_string (reason));
+}
+
 /* ---- topic objects ----------------------------------------------------- */
 
 static void
@@ -311,6 +375,8 @@ topic_entry_free (TopicEntry *entry)
     g_queue_unlink (&entry->service->dirty, &entry->dirty_link);
   g_clear_signal_handler (&entry->subscribers_id, entry->topic);
   g_clear_signal_handler (&entry->messages_id, entry->topic);
+  g_clear_signal_handler (&entry->joined_id, entry->topic);
+  g_clear_signal_handler (&entry->left_id, entry->topic);
   g_clear_object (&entry->iface);
   g_clear_object (&entry->object);
   g_clear_object (&entry->topic);
@@ -348,6 +414,10 @@ add_topic (PubsubDBusService *self,
                                             G_CALLBACK (on_topic_counter_changed), entry);
   entry->messages_id = g_signal_connect (topic, "notify::messages",
                                          G_CALLBACK (on_topic_counter_changed), entry);
+  entry->joined_id = g_signal_connect (topic, "subscriber-joined",
+                                       G_CALLBACK (on_subscriber_joined), entry);
+  entry->left_id = g_signal_connect (topic, "subscriber-left",
+                                     G_CALLBACK (on_subscriber_left), entry);
 
   g_hash_table_insert (self->topics, topic, entry);
   g_dbus_object_manager_server_export (self->manager, G_DBUS_OBJECT_SKELETON (entry->object));

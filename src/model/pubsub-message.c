@@ -17,6 +17,7 @@ struct _PubsubMessage {
   char             id[PUBSUB_UUID_LEN + 1];
   guint64          seq;
   gint64           time_us;
+  gint64           accepted_us;   /* monotonic, for the delivery latency */
   gsize            payload_offset;
   gsize            payload_len;
   GBytes          *frame;   /* owned */
@@ -41,6 +42,7 @@ pubsub_message_new (const PubsubMessageInfo *info,
   g_strlcpy (self->id, info->id, sizeof self->id);
   self->seq = info->seq;
   self->time_us = info->time_us;
+  self->accepted_us = g_get_monotonic_time ();
   self->payload_len = info->payload_len;
   self->frame = encode (info, &self->payload_offset);
   g_assert (self->payload_offset + self->payload_len <= g_bytes_get_size (self->frame));
@@ -94,6 +96,18 @@ gint64
 pubsub_message_get_time (PubsubMessage *self)
 {
   return self->time_us;
+}
+
+/**
+ * pubsub_message_get_accepted:
+ *
+ * Returns: when the publish was accepted (the message made), on the
+ *   monotonic clock, µs; always > 0
+ */
+gint64
+pubsub_message_get_accepted (PubsubMessage *self)
+{
+  return self->accepted_us;
 }
 
 /**

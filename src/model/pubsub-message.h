@@ -49,6 +49,7 @@ void            pubsub_message_unref        (PubsubMessage *self);
 const char     *pubsub_message_get_id       (PubsubMessage *self);
 guint64         pubsub_message_get_seq      (PubsubMessage *self);
 gint64          pubsub_message_get_time     (PubsubMessage *self);
+gint64          pubsub_message_get_accepted (PubsubMessage *self);
 const char     *pubsub_message_get_payload  (PubsubMessage *self,
                                              gsize         *out_len);
 GBytes         *pubsub_message_get_frame    (PubsubMessage *self);

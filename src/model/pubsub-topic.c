@@ -4,6 +4,9 @@
  * is one handler. The message travels as a static-scope boxed argument, so
  * GLib neither copies nor refs it per handler.
  *
+ * Subscriptions come and go through the topic too, with who and why
+ * ("subscriber-joined", "subscriber-left"), for whoever reports them.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include "config.h"
@@ -57,6 +60,35 @@ pubsub_set_topic_name_error (GError **error)
                PUBSUB_TOPIC_NAME_MAX);
 }
 
+G_DEFINE_ENUM_TYPE (PubsubLeaveReason, pubsub_leave_reason,
+                    G_DEFINE_ENUM_VALUE (PUBSUB_LEAVE_UNSUBSCRIBED, "unsubscribed"),
+                    G_DEFINE_ENUM_VALUE (PUBSUB_LEAVE_CLOSED, "closed"),
+                    G_DEFINE_ENUM_VALUE (PUBSUB_LEAVE_SLOW_CONSUMER, "slow_consumer"),
+                    G_DEFINE_ENUM_VALUE (PUBSUB_LEAVE_TOPIC_DELETED, "topic_deleted"),
+                    G_DEFINE_ENUM_VALUE (PUBSUB_LEAVE_SHUTDOWN, "shutdown"))
+
+/**
+ * pubsub_leave_reason_to_string:
+ *
+ * Returns: the reason's nick: "unsubscribed", "closed", "slow_consumer",
+ *   "topic_deleted" or "shutdown"
+ */
+const char *
+pubsub_leave_reason_to_string (PubsubLeaveReason reason)
+{
+  static const char *const names[] = {
+    [PUBSUB_LEAVE_UNSUBSCRIBED] = "unsubscribed",
+    [PUBSUB_LEAVE_CLOSED] = "closed",
+    [PUBSUB_LEAVE_SLOW_CONSUMER] = "slow_consumer",
+    [PUBSUB_LEAVE_TOPIC_DELETED] = "topic_deleted",
+    [PUBSUB_LEAVE_SHUTDOWN] = "shutdown",
+  };
+
+  g_return_val_if_fail ((guint) reason < G_N_ELEMENTS (names), NULL);
+
+  return names[reason];
+}
+
 struct _PubsubTopic {
   GObject         parent_instance;
 
@@ -87,6 +119,8 @@ static GParamSpec *properties[N_PROPS];
 enum {
   SIGNAL_EVENT,
   SIGNAL_DELETED,
+  SIGNAL_SUBSCRIBER_JOINED,
+  SIGNAL_SUBSCRIBER_LEFT,
   N_SIGNALS
 };
 
@@ -211,6 +245,30 @@ pubsub_topic_class_init (PubsubTopicClass *klass)
   signals[SIGNAL_DELETED] =
     g_signal_new ("deleted", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
                   0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+
+  /**
+   * PubsubTopic::subscriber-joined:
+   * @client_id: the client's name for itself
+   *
+   * Emitted after a subscription was added (and counted).
+   */
+  signals[SIGNAL_SUBSCRIBER_JOINED] =
+    g_signal_new ("subscriber-joined", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 1, G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * PubsubTopic::subscriber-left:
+   * @client_id: the client's name for itself
+   * @reason: a #PubsubLeaveReason
+   *
+   * Emitted after a subscription was removed (and no longer counted).
+   */
+  signals[SIGNAL_SUBSCRIBER_LEFT] =
+    g_signal_new ("subscriber-left", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 2, G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE,
+                  PUBSUB_TYPE_LEAVE_REASON);
 }
 
 static void
@@ -443,23 +501,43 @@ pubsub_topic_replay_start (PubsubTopic          *self,
   return self->messages - MIN (last_n, (guint64) self->history_length);
 }
 
+/**
+ * pubsub_topic_add_subscriber:
+ * @client_id: the subscribing client's name for itself
+ *
+ * Counts a subscription and announces it ("subscriber-joined").
+ */
 void
-pubsub_topic_add_subscriber (PubsubTopic *self)
+pubsub_topic_add_subscriber (PubsubTopic *self,
+                             const char  *client_id)
 {
   g_return_if_fail (PUBSUB_IS_TOPIC (self));
+  g_return_if_fail (client_id != NULL);
 
   self->subscribers++;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SUBSCRIBERS]);
+  g_signal_emit (self, signals[SIGNAL_SUBSCRIBER_JOINED], 0, client_id);
 }
 
+/**
+ * pubsub_topic_remove_subscriber:
+ * @client_id: the client's name for itself, as it subscribed
+ * @reason: why the subscription ends
+ *
+ * Stops counting a subscription and announces it ("subscriber-left").
+ */
 void
-pubsub_topic_remove_subscriber (PubsubTopic *self)
+pubsub_topic_remove_subscriber (PubsubTopic       *self,
+                                const char        *client_id,
+                                PubsubLeaveReason  reason)
 {
   g_return_if_fail (PUBSUB_IS_TOPIC (self));
+  g_return_if_fail (client_id != NULL);
   g_return_if_fail (self->subscribers > 0);
 
   self->subscribers--;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SUBSCRIBERS]);
+  g_signal_emit (self, signals[SIGNAL_SUBSCRIBER_LEFT], 0, client_id, reason);
 }
 
 /**

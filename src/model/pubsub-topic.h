@@ -25,6 +25,30 @@ typedef struct {
   char    epoch[PUBSUB_EPOCH_LEN + 1];
 } PubsubPosition;
 
+/**
+ * PubsubLeaveReason:
+ * @PUBSUB_LEAVE_UNSUBSCRIBED: the client unsubscribed
+ * @PUBSUB_LEAVE_CLOSED: the connection ended: closed by the client, broken
+ *   by an error, or silent past the heartbeat
+ * @PUBSUB_LEAVE_SLOW_CONSUMER: cut for not reading fast enough
+ * @PUBSUB_LEAVE_TOPIC_DELETED: the topic was deleted
+ * @PUBSUB_LEAVE_SHUTDOWN: the server is shutting down
+ *
+ * Why a subscription ended. The nicks are the reasons D-Bus shows.
+ */
+typedef enum {
+  PUBSUB_LEAVE_UNSUBSCRIBED,
+  PUBSUB_LEAVE_CLOSED,
+  PUBSUB_LEAVE_SLOW_CONSUMER,
+  PUBSUB_LEAVE_TOPIC_DELETED,
+  PUBSUB_LEAVE_SHUTDOWN,
+} PubsubLeaveReason;
+
+#define PUBSUB_TYPE_LEAVE_REASON (pubsub_leave_reason_get_type ())
+
+GType           pubsub_leave_reason_get_type     (void) G_GNUC_CONST;
+const char     *pubsub_leave_reason_to_string    (PubsubLeaveReason reason);
+
 #define PUBSUB_TYPE_TOPIC (pubsub_topic_get_type ())
 
 G_DECLARE_FINAL_TYPE (PubsubTopic, pubsub_topic, PUBSUB, TOPIC, GObject)
@@ -51,8 +75,11 @@ PubsubMessage  *pubsub_topic_publish             (PubsubTopic   *self,
                                                   gsize          payload_len,
                                                   PubsubMessageEncoder encode,
                                                   gboolean      *out_duplicate);
-void            pubsub_topic_add_subscriber      (PubsubTopic   *self);
-void            pubsub_topic_remove_subscriber   (PubsubTopic   *self);
+void            pubsub_topic_add_subscriber      (PubsubTopic   *self,
+                                                  const char    *client_id);
+void            pubsub_topic_remove_subscriber   (PubsubTopic   *self,
+                                                  const char    *client_id,
+                                                  PubsubLeaveReason reason);
 void            pubsub_topic_mark_deleted        (PubsubTopic   *self);
 
 G_END_DECLS

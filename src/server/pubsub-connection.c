@@ -52,6 +52,8 @@ struct _PubsubConnection {
   PubsubIoWatch         read_watch;
   PubsubBroker         *broker;          /* owned */
   PubsubSubscriber     *subscriber;      /* owned */
+  PubsubMetrics        *metrics;         /* owned */
+  PubsubCounters       *counters;        /* the metrics' */
   GIOStream            *stream;          /* owned: the stolen HTTP connection */
   GPollableInputStream *input;           /* borrowed from stream */
   int                   fd;              /* the client socket, for the read watch */
@@ -116,6 +118,7 @@ pubsub_connection_dispose (GObject *object)
   g_clear_object (&self->stream);
   g_clear_object (&self->subscriber);
   g_clear_object (&self->broker);
+  g_clear_object (&self->metrics);
   g_clear_object (&self->io);
   g_clear_pointer (&self->partial, g_byte_array_unref);
   pubsub_ws_parser_clear (&self->parser);
@@ -240,7 +243,10 @@ close_websocket (PubsubConnection *self,
   if (self->state != STATE_OPEN)
     return;
   self->state = STATE_CLOSING;
-  pubsub_subscriber_unsubscribe_all (self->subscriber);
+  /* A client may subscribe again while a shutdown flushes its backlog. */
+  pubsub_subscriber_unsubscribe_all (self->subscriber,
+                                     self->shutting_down ? PUBSUB_LEAVE_SHUTDOWN
+                                                         : PUBSUB_LEAVE_CLOSED);
   frame = pubsub_ws_frame_new_close (code, reason);
   pubsub_subscriber_send_final (self->subscriber, frame);
   arm_close_timeout (self);
@@ -517,6 +523,7 @@ read_once (PubsubConnection *self)
     }
 
   self->last_activity = g_get_monotonic_time ();
+  self->counters->received_bytes += (guint64) n;
   have += (gsize) n;
   used = process_frames (self, buffer, have);
   if (self->state == STATE_CLOSED || !self->reading)
@@ -579,6 +586,7 @@ on_slow_consumer (PubsubSubscriber *subscriber,
  * pubsub_connection_new:
  * @io: the I/O loop that reads the client and flushes its queue
  * @broker: the broker
+ * @metrics: where the connection's traffic is counted
  * @stream: the client's connection, stolen from the HTTP server after the 101
  * @queue_size: the bound of the outgoing queue
  * @max_message_bytes: larger messages are closed with 1009
@@ -589,6 +597,7 @@ on_slow_consumer (PubsubSubscriber *subscriber,
 PubsubConnection *
 pubsub_connection_new (PubsubIoLoop  *io,
                        PubsubBroker  *broker,
+                       PubsubMetrics *metrics,
                        GIOStream     *stream,
                        guint          queue_size,
                        gsize          max_message_bytes,
@@ -599,10 +608,12 @@ pubsub_connection_new (PubsubIoLoop  *io,
 
   self->io = g_object_ref (io);
   self->broker = g_object_ref (broker);
+  self->metrics = g_object_ref (metrics);
+  self->counters = pubsub_metrics_get_counters (metrics);
   self->stream = g_object_ref (stream);
   self->input = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
   pubsub_ws_parser_init (&self->parser, max_message_bytes);
-  self->subscriber = pubsub_subscriber_new (io, output, queue_size);
+  self->subscriber = pubsub_subscriber_new (io, output, queue_size, metrics);
   g_signal_connect (self->subscriber, "slow-consumer", G_CALLBACK (on_slow_consumer), self);
   self->fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (output));
   if (!pubsub_io_loop_add_reader (io, self->fd, &self->read_watch, error))
@@ -668,7 +679,7 @@ pubsub_connection_shutdown (PubsubConnection *self)
   if (self->state != STATE_OPEN || self->shutting_down)
     return;
   self->shutting_down = TRUE;
-  pubsub_subscriber_unsubscribe_all (self->subscriber);
+  pubsub_subscriber_unsubscribe_all (self->subscriber, PUBSUB_LEAVE_SHUTDOWN);
   if (pubsub_subscriber_get_queue_length (self->subscriber) == 0)
     {
       close_websocket (self, PUBSUB_WS_CLOSE_GOING_AWAY, "server shutting down");

@@ -8,6 +8,7 @@
 
 #include "pubsub-broker.h"
 #include "pubsub-io-loop.h"
+#include "pubsub-metrics.h"
 
 G_BEGIN_DECLS
 
@@ -17,6 +18,7 @@ G_DECLARE_FINAL_TYPE (PubsubConnection, pubsub_connection, PUBSUB, CONNECTION, G
 
 PubsubConnection *pubsub_connection_new        (PubsubIoLoop     *io,
                                                 PubsubBroker     *broker,
+                                                PubsubMetrics    *metrics,
                                                 GIOStream        *stream,
                                                 guint             queue_size,
                                                 gsize             max_message_bytes,

@@ -25,6 +25,7 @@
 #include "pubsub-error.h"
 #include "pubsub-http.h"
 #include "pubsub-json.h"
+#include "pubsub-metrics.h"
 #include "pubsub-protocol.h"
 #include "pubsub-rest.h"
 
@@ -35,6 +36,7 @@ struct _PubsubHttpServer {
 
   PubsubBroker   *broker;           /* owned */
   PubsubIoLoop   *io;               /* owned: the WebSocket clients' reads and flushes */
+  PubsubMetrics  *metrics;          /* owned */
   SoupServer     *soup;             /* owned */
   GSocketService *service;          /* owned */
   char           *listen;           /* owned: as configured */
@@ -545,6 +547,50 @@ handle_health (PubsubHttpServer  *self,
   respond_json (msg, SOUP_STATUS_OK, node);
 }
 
+/* The key of "Authorization: Bearer KEY" (RFC 6750), or NULL. */
+static const char *
+bearer_token (SoupServerMessage *msg)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  const char *value = soup_message_headers_get_one (headers, "Authorization");
+
+  if (value == NULL || g_ascii_strncasecmp (value, "Bearer ", strlen ("Bearer ")) != 0)
+    return NULL;
+  for (value += strlen ("Bearer "); *value == ' '; value++)
+    ;
+  return value;
+}
+
+/* Prometheus's scrape. With an api-key: X-API-Key, or the bearer token that
+ * a scrape config's authorization: credentials sends. */
+static void
+handle_metrics (PubsubHttpServer  *self,
+                SoupServerMessage *msg)
+{
+  gsize len;
+  char *text;
+
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_GET)
+    {
+      respond_method_not_allowed (msg, "GET");
+      return;
+    }
+  if (!is_authorized (self, msg, NULL, FALSE) &&
+      !api_key_matches (bearer_token (msg), self->api_key))
+    {
+      pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_UNAUTHORIZED);
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "WWW-Authenticate", "Bearer realm=\"pubsubd\"");
+      respond_new_error (msg, PUBSUB_ERROR_UNAUTHORIZED,
+                         "missing or wrong API key: send X-API-Key or Authorization: Bearer");
+      return;
+    }
+  text = pubsub_metrics_render (self->metrics, g_hash_table_size (self->connections), &len);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, "text/plain; version=0.0.4; charset=utf-8",
+                                    SOUP_MEMORY_TAKE, text, len);
+}
+
 static void
 handle_stats (PubsubHttpServer  *self,
               SoupServerMessage *msg)
@@ -613,11 +659,12 @@ on_upgrade_written (SoupServerMessage *msg,
   if (g_hash_table_remove (self->in_flight, msg))
     g_object_weak_unref (G_OBJECT (msg), on_message_gone, self);
   stream = soup_server_message_steal_connection (msg);
-  connection = pubsub_connection_new (self->io, self->broker, stream, self->queue_size,
-                                      self->max_message_bytes, &error);
+  connection = pubsub_connection_new (self->io, self->broker, self->metrics, stream,
+                                      self->queue_size, self->max_message_bytes, &error);
   if (connection == NULL)
     {
       /* This client only: the socket is closed, the others keep going. */
+      pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_ERROR);
       refuse_warning (self, error);
       return;
     }
@@ -640,12 +687,14 @@ handle_websocket (PubsubHttpServer  *self,
     }
   if (!is_authorized (self, msg, query, TRUE))
     {
+      pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_UNAUTHORIZED);
       respond_new_error (msg, PUBSUB_ERROR_UNAUTHORIZED,
                          "missing or wrong API key: send X-API-Key or ?api_key=");
       return;
     }
   if (g_hash_table_size (self->connections) >= self->max_connections)
     {
+      pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_MAX_CONNECTIONS);
       respond_new_error (msg, PUBSUB_ERROR_TOO_MANY_CONNECTIONS,
                          "the server has reached max-connections; try again later");
       return;
@@ -682,6 +731,12 @@ route (SoupServer        *server,
       return;
     }
 
+  if (g_str_equal (path, "/metrics"))
+    {
+      handle_metrics (self, msg);
+      return;
+    }
+
   if (g_str_equal (path, "/health"))
     {
       if (method == SOUP_METHOD_GET)
@@ -703,6 +758,7 @@ route (SoupServer        *server,
     }
   if (!is_authorized (self, msg, NULL, FALSE))
     {
+      pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_UNAUTHORIZED);
       respond_new_error (msg, PUBSUB_ERROR_UNAUTHORIZED,
                          "missing or wrong API key: send it in the X-API-Key header");
       return;
@@ -830,6 +886,7 @@ on_incoming (GSocketService    *service,
     g_debug ("cannot set TCP_NODELAY: %s", error->message);
   g_clear_error (&error);
 
+  pubsub_metrics_track_connection (self->metrics, G_OBJECT (connection));
   if (!soup_server_accept_iostream (self->soup, G_IO_STREAM (connection), local, remote, &error))
     g_warning ("cannot serve a new connection: %s", error->message);
   return TRUE;
@@ -907,6 +964,7 @@ pubsub_http_server_dispose (GObject *object)
   g_clear_object (&self->service);
   g_clear_object (&self->soup);
   g_clear_object (&self->broker);
+  g_clear_object (&self->metrics);
   /* Connections still held elsewhere keep the loop object, not its sources. */
   if (self->io != NULL)
     g_object_run_dispose (G_OBJECT (self->io));
@@ -965,6 +1023,7 @@ pubsub_http_server_new (PubsubBroker       *broker,
   PubsubHttpServer *self = g_object_new (PUBSUB_TYPE_HTTP_SERVER, NULL);
 
   self->broker = g_object_ref (broker);
+  self->metrics = pubsub_metrics_new (broker);
   self->listen = g_strdup (config->listen);
   self->api_key = g_strdup (config->api_key);
   self->queue_size = config->queue_size;

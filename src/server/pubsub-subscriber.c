@@ -14,6 +14,12 @@
  * "slow-consumer"; the transport then closes the connection. Nothing else
  * ever waits for it.
  *
+ * The flush counts what it does in the metrics' counters, in place: bytes
+ * sent, the queue's depth, and for each event whose last byte the kernel
+ * took, its latency since the publish was accepted (one clock read per
+ * sendmsg(), not per event). Each subscription that ends tells its topic
+ * who left and why.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include "config.h"
@@ -35,7 +41,7 @@
 typedef struct {
   PubsubSubscriber *subscriber;   /* the owner */
   PubsubTopic      *topic;        /* owned */
-  char             *client_id;    /* owned */
+  char             *client_id;    /* owned: told to the topic as it comes and goes */
   gulong            event_handler;
   gulong            deleted_handler;
   /* While replaying: the topic's sequence number (count of messages before
@@ -57,6 +63,10 @@ struct _PubsubSubscriber {
   GHashTable            *subscriptions;  /* owned: topic name → owned Subscription */
   guint                  n_replaying;
   gboolean               slow;
+  PubsubLeaveReason      leave_reason;   /* of the subscriptions being dropped */
+  PubsubMetrics         *metrics;        /* owned, nullable */
+  PubsubCounters        *counters;       /* the metrics' or own_counters */
+  PubsubCounters        *own_counters;   /* owned, without metrics (unit tests) */
 };
 
 G_DEFINE_FINAL_TYPE (PubsubSubscriber, pubsub_subscriber, G_TYPE_OBJECT)
@@ -66,6 +76,7 @@ enum {
   PROP_IO_LOOP,
   PROP_OUTPUT,
   PROP_QUEUE_SIZE,
+  PROP_METRICS,
   N_PROPS
 };
 
@@ -106,10 +117,30 @@ subscription_free (Subscription *subscription)
     subscription->subscriber->n_replaying--;
   g_clear_signal_handler (&subscription->event_handler, subscription->topic);
   g_clear_signal_handler (&subscription->deleted_handler, subscription->topic);
-  pubsub_topic_remove_subscriber (subscription->topic);
+  pubsub_topic_remove_subscriber (subscription->topic, subscription->client_id,
+                                  subscription->subscriber->leave_reason);
   g_object_unref (subscription->topic);
   g_free (subscription->client_id);
   g_free (subscription);
+}
+
+/* Removes one subscription (NULL: all of them), telling the topic why. */
+static void
+drop_subscriptions (PubsubSubscriber  *self,
+                    const char        *topic,
+                    PubsubLeaveReason  reason,
+                    gboolean          *out_found)
+{
+  gboolean found = TRUE;
+
+  self->leave_reason = reason;
+  if (topic != NULL)
+    found = g_hash_table_remove (self->subscriptions, topic);
+  else
+    g_hash_table_remove_all (self->subscriptions);
+  self->leave_reason = PUBSUB_LEAVE_CLOSED;
+  if (out_found != NULL)
+    *out_found = found;
 }
 
 static void
@@ -132,6 +163,9 @@ pubsub_subscriber_finalize (GObject *object)
 
   g_hash_table_unref (self->subscriptions);
   pubsub_frame_queue_clear (&self->queue);
+  /* Kept to the end: self->counters points into it. */
+  g_clear_object (&self->metrics);
+  g_free (self->own_counters);
 
   G_OBJECT_CLASS (pubsub_subscriber_parent_class)->finalize (object);
 }
@@ -172,6 +206,9 @@ pubsub_subscriber_set_property (GObject      *object,
     case PROP_QUEUE_SIZE:
       self->queue_size = g_value_get_uint (value);
       break;
+    case PROP_METRICS:
+      self->metrics = g_value_dup_object (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -196,9 +233,31 @@ pubsub_subscriber_get_property (GObject    *object,
     case PROP_QUEUE_SIZE:
       g_value_set_uint (value, self->queue_size);
       break;
+    case PROP_METRICS:
+      g_value_set_object (value, self->metrics);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
+}
+
+static void
+pubsub_subscriber_constructed (GObject *object)
+{
+  PubsubSubscriber *self = PUBSUB_SUBSCRIBER (object);
+
+  G_OBJECT_CLASS (pubsub_subscriber_parent_class)->constructed (object);
+
+  /* Counting is never skipped on the hot path: without a registry, into
+   * counters nobody reads. */
+  if (self->metrics != NULL)
+    {
+      self->counters = pubsub_metrics_get_counters (self->metrics);
+      return;
+    }
+  self->own_counters = g_new (PubsubCounters, 1);
+  pubsub_counters_init (self->own_counters);
+  self->counters = self->own_counters;
 }
 
 static void
@@ -206,6 +265,7 @@ pubsub_subscriber_class_init (PubsubSubscriberClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  object_class->constructed = pubsub_subscriber_constructed;
   object_class->dispose = pubsub_subscriber_dispose;
   object_class->finalize = pubsub_subscriber_finalize;
   object_class->get_property = pubsub_subscriber_get_property;
@@ -223,6 +283,10 @@ pubsub_subscriber_class_init (PubsubSubscriberClass *klass)
                        pubsub_setting_get_max (PUBSUB_SETTING_QUEUE_SIZE),
                        pubsub_setting_get_default_uint (PUBSUB_SETTING_QUEUE_SIZE),
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /* Where deliveries, bytes and slow consumers are counted; may be NULL. */
+  properties[PROP_METRICS] =
+    g_param_spec_object ("metrics", NULL, NULL, PUBSUB_TYPE_METRICS,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -249,6 +313,7 @@ static void
 pubsub_subscriber_init (PubsubSubscriber *self)
 {
   self->socket_fd = -1;
+  self->leave_reason = PUBSUB_LEAVE_CLOSED;
   self->flush_watch.object = G_OBJECT (self);
   self->flush_watch.func = on_flush;
   pubsub_frame_queue_init (&self->queue);
@@ -261,19 +326,23 @@ pubsub_subscriber_init (PubsubSubscriber *self)
  * @io: the I/O loop whose flush pass writes the queue
  * @output: a #GPollableOutputStream to the client (its socket)
  * @queue_size: frames that may wait for the kernel before the client is cut
+ * @metrics: (nullable): where deliveries, bytes and slow consumers are counted
  */
 PubsubSubscriber *
 pubsub_subscriber_new (PubsubIoLoop  *io,
                        GOutputStream *output,
-                       guint          queue_size)
+                       guint          queue_size,
+                       PubsubMetrics *metrics)
 {
   g_return_val_if_fail (PUBSUB_IS_IO_LOOP (io), NULL);
   g_return_val_if_fail (G_IS_POLLABLE_OUTPUT_STREAM (output), NULL);
+  g_return_val_if_fail (metrics == NULL || PUBSUB_IS_METRICS (metrics), NULL);
 
   return g_object_new (PUBSUB_TYPE_SUBSCRIBER,
                        "io-loop", io,
                        "output", output,
                        "queue-size", queue_size,
+                       "metrics", metrics,
                        NULL);
 }
 
@@ -365,7 +434,9 @@ write_queue (PubsubSubscriber *self)
           self->socket_fd = -1;
           return FALSE;
         }
-      pubsub_frame_queue_consume (&self->queue, written);
+      self->counters->sent_bytes += written;
+      pubsub_frame_queue_consume_timed (&self->queue, written, g_get_monotonic_time (),
+                                        self->counters);
     }
   return TRUE;
 }
@@ -386,6 +457,9 @@ pubsub_subscriber_flush (PubsubSubscriber *self)
   if (self->output == NULL || self->output_source != NULL)
     return;
 
+  if (pubsub_frame_queue_length (&self->queue) > 0)
+    pubsub_histogram_observe (&self->counters->queue_depth,
+                              pubsub_frame_queue_length (&self->queue));
   while (write_queue (self) && self->n_replaying > 0)
     {
       pump_replays (self);
@@ -404,25 +478,23 @@ become_slow (PubsubSubscriber *self)
 
   g_debug ("subscriber exceeded its queue of %u frames", self->queue_size);
   self->slow = TRUE;
-  pubsub_subscriber_unsubscribe_all (self);
+  self->counters->slow_consumers++;
+  drop_subscriptions (self, NULL, PUBSUB_LEAVE_SLOW_CONSUMER, NULL);
   g_signal_emit (self, signals[SIGNAL_SLOW_CONSUMER], 0);
 }
 
-/**
- * pubsub_subscriber_send:
- * @frame: a complete WebSocket frame, shared, not copied
- *
- * Queues @frame within the bound. When the queue is full the socket gets one
- * more chance to take frames right now (a reading client is never cut just
- * because the flush pass has not run yet); if it takes none, the subscriber
- * is a slow consumer.
+/* Queues @frame within the bound, stamped for the metrics (see
+ * pubsub_frame_queue_push_stamped()). When the queue is full the socket gets
+ * one more chance to take frames right now (a reading client is never cut
+ * just because the flush pass has not run yet); if it takes none, the
+ * subscriber is a slow consumer.
  *
  * Returns: %FALSE if the frame was dropped because the subscriber is slow
- *   or closed
- */
-gboolean
-pubsub_subscriber_send (PubsubSubscriber *self,
-                        GBytes           *frame)
+ *   or closed */
+static gboolean
+queue_frame (PubsubSubscriber *self,
+             GBytes           *frame,
+             gint64            stamp)
 {
   if (G_UNLIKELY (self->slow || self->output == NULL))
     return FALSE;
@@ -439,9 +511,26 @@ pubsub_subscriber_send (PubsubSubscriber *self,
         }
     }
 
-  pubsub_frame_queue_push (&self->queue, frame);
+  pubsub_frame_queue_push_stamped (&self->queue, frame, stamp);
   schedule_flush (self);
   return TRUE;
+}
+
+/**
+ * pubsub_subscriber_send:
+ * @frame: a complete WebSocket frame, shared, not copied
+ *
+ * Queues @frame within the bound; a subscriber that cannot take it is a
+ * slow consumer.
+ *
+ * Returns: %FALSE if the frame was dropped because the subscriber is slow
+ *   or closed
+ */
+gboolean
+pubsub_subscriber_send (PubsubSubscriber *self,
+                        GBytes           *frame)
+{
+  return queue_frame (self, frame, 0);
 }
 
 /**
@@ -499,7 +588,8 @@ pump_replay (Subscription *subscription)
             return TRUE;
         }
       message = pubsub_topic_get_history_item (topic, (guint) (subscription->replay_next - oldest));
-      pubsub_frame_queue_push (&self->queue, pubsub_message_get_frame (message));
+      pubsub_frame_queue_push_stamped (&self->queue, pubsub_message_get_frame (message),
+                                       PUBSUB_FRAME_REPLAYED);
       schedule_flush (self);
     }
 
@@ -536,7 +626,8 @@ on_topic_event (PubsubTopic   *topic,
   if (G_UNLIKELY (subscription->replaying))
     pump_replay (subscription);
   else
-    pubsub_subscriber_send (subscription->subscriber, pubsub_message_get_frame (message));
+    queue_frame (subscription->subscriber, pubsub_message_get_frame (message),
+                 pubsub_message_get_accepted (message));
 }
 
 static void
@@ -548,14 +639,15 @@ on_topic_deleted (PubsubTopic *topic,
   const char *name = pubsub_topic_get_name (topic);
   g_autoptr(GBytes) info = pubsub_frame_new_info ("topic_deleted", name);
 
-  g_hash_table_remove (self->subscriptions, name);
+  drop_subscriptions (self, name, PUBSUB_LEAVE_TOPIC_DELETED, NULL);
   pubsub_subscriber_send (self, info);
 }
 
 /**
  * pubsub_subscriber_subscribe:
  * @topic: the topic
- * @client_id: the client's name for itself, kept for diagnostics
+ * @client_id: the client's name for itself, told to the topic as it joins
+ *   and leaves
  * @replay_after: the seq after which the replay starts (the topic's last
  *   seq for none): see pubsub_topic_replay_start()
  *
@@ -591,7 +683,7 @@ pubsub_subscriber_subscribe (PubsubSubscriber *self,
     g_signal_connect (topic, "deleted", G_CALLBACK (on_topic_deleted), subscription);
   subscription->replay_next = replay_after;
   g_hash_table_insert (self->subscriptions, (gpointer) name, subscription);
-  pubsub_topic_add_subscriber (topic);
+  pubsub_topic_add_subscriber (topic, subscription->client_id);
 
   if (subscription->replay_next < pubsub_topic_get_messages (topic))
     {
@@ -612,17 +704,25 @@ gboolean
 pubsub_subscriber_unsubscribe (PubsubSubscriber *self,
                                const char       *topic)
 {
+  gboolean found;
+
   g_return_val_if_fail (PUBSUB_IS_SUBSCRIBER (self), FALSE);
 
-  return g_hash_table_remove (self->subscriptions, topic);
+  drop_subscriptions (self, topic, PUBSUB_LEAVE_UNSUBSCRIBED, &found);
+  return found;
 }
 
+/**
+ * pubsub_subscriber_unsubscribe_all:
+ * @reason: why, as the topics will tell
+ */
 void
-pubsub_subscriber_unsubscribe_all (PubsubSubscriber *self)
+pubsub_subscriber_unsubscribe_all (PubsubSubscriber  *self,
+                                   PubsubLeaveReason  reason)
 {
   g_return_if_fail (PUBSUB_IS_SUBSCRIBER (self));
 
-  g_hash_table_remove_all (self->subscriptions);
+  drop_subscriptions (self, NULL, reason, NULL);
 }
 
 guint
@@ -659,7 +759,7 @@ pubsub_subscriber_close (PubsubSubscriber *self)
 {
   g_return_if_fail (PUBSUB_IS_SUBSCRIBER (self));
 
-  pubsub_subscriber_unsubscribe_all (self);
+  drop_subscriptions (self, NULL, PUBSUB_LEAVE_CLOSED, NULL);
   if (self->output_source != NULL)
     {
       g_source_destroy (self->output_source);

@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 
 #include "pubsub-io-loop.h"
+#include "pubsub-metrics.h"
 #include "pubsub-topic.h"
 
 G_BEGIN_DECLS
@@ -18,7 +19,8 @@ G_DECLARE_FINAL_TYPE (PubsubSubscriber, pubsub_subscriber, PUBSUB, SUBSCRIBER, G
 
 PubsubSubscriber *pubsub_subscriber_new                (PubsubIoLoop     *io,
                                                         GOutputStream    *output,
-                                                        guint             queue_size);
+                                                        guint             queue_size,
+                                                        PubsubMetrics    *metrics);
 gboolean          pubsub_subscriber_send               (PubsubSubscriber *self,
                                                         GBytes           *frame);
 void              pubsub_subscriber_send_final         (PubsubSubscriber *self,
@@ -29,7 +31,8 @@ gboolean          pubsub_subscriber_subscribe          (PubsubSubscriber *self,
                                                         guint64           replay_after);
 gboolean          pubsub_subscriber_unsubscribe        (PubsubSubscriber *self,
                                                         const char       *topic);
-void              pubsub_subscriber_unsubscribe_all    (PubsubSubscriber *self);
+void              pubsub_subscriber_unsubscribe_all    (PubsubSubscriber *self,
+                                                        PubsubLeaveReason reason);
 guint             pubsub_subscriber_get_subscription_count (PubsubSubscriber *self);
 guint             pubsub_subscriber_get_queue_length   (PubsubSubscriber *self);
 gboolean          pubsub_subscriber_is_slow            (PubsubSubscriber *self);
