@@ -102,6 +102,9 @@ static const struct {
   { PUBSUB_SETTING_MAX_MESSAGE_BYTES, "max-message-bytes", "1048576",
     "PUBSUB_MAX_MESSAGE_BYTES", NULL },
   { PUBSUB_SETTING_MAX_CONNECTIONS, "max-connections", "10000", "PUBSUB_MAX_CONNECTIONS", NULL },
+  /* Not in §1: the HTTP front's (README, "HTTP limits and keep-alive"). */
+  { PUBSUB_SETTING_HEADER_TIMEOUT, "header-timeout", "10", "PUBSUB_HEADER_TIMEOUT", NULL },
+  { PUBSUB_SETTING_IDLE_TIMEOUT, "idle-timeout", "75", "PUBSUB_IDLE_TIMEOUT", NULL },
   { PUBSUB_SETTING_MAX_TOPICS, "max-topics", "10000", "PUBSUB_MAX_TOPICS", NULL },
   { PUBSUB_SETTING_SHUTDOWN_GRACE, "shutdown-grace", "10", "PUBSUB_SHUTDOWN_GRACE", NULL },
   { PUBSUB_SETTING_BUS, "bus", "session", "PUBSUB_BUS", NULL },

@@ -74,8 +74,22 @@ static const PubsubSetting settings[PUBSUB_N_SETTINGS] = {
     .key = "max-connections", .type = PUBSUB_SETTING_TYPE_UINT,
     .offset = FIELD (max_connections),
     .min = 1, .max = 1000000, .default_uint = 10000,
-    .help = N_("WebSocket connections accepted at once"),
+    .help = N_("Connections open at once, HTTP and WebSocket; more are answered 503"),
     .arg = N_("N"),
+  },
+  [PUBSUB_SETTING_HEADER_TIMEOUT] = {
+    .key = "header-timeout", .type = PUBSUB_SETTING_TYPE_UINT, .offset = FIELD (header_timeout),
+    .min = 1, .max = 3600, .default_uint = 10,
+    .help = N_("Seconds a client has to send a whole request head"),
+    .arg = N_("SECONDS"),
+  },
+  /* nginx's keepalive_timeout: what people putting a server behind a proxy
+   * or a client pool have met. */
+  [PUBSUB_SETTING_IDLE_TIMEOUT] = {
+    .key = "idle-timeout", .type = PUBSUB_SETTING_TYPE_UINT, .offset = FIELD (idle_timeout),
+    .min = 1, .max = 86400, .default_uint = 75,
+    .help = N_("Seconds an HTTP connection may stay idle between requests, or stall"),
+    .arg = N_("SECONDS"),
   },
   [PUBSUB_SETTING_MAX_TOPICS] = {
     .key = "max-topics", .type = PUBSUB_SETTING_TYPE_UINT, .offset = FIELD (max_topics),

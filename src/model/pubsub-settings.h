@@ -33,7 +33,9 @@ typedef struct {
   guint      history_size;
   guint      heartbeat_interval;   /* seconds, 0 = off */
   guint      max_message_bytes;
-  guint      max_connections;
+  guint      max_connections;      /* HTTP and WebSocket */
+  guint      header_timeout;       /* seconds */
+  guint      idle_timeout;         /* seconds */
   guint      max_topics;
   guint      shutdown_grace;       /* seconds */
   PubsubBus  bus;
@@ -49,6 +51,8 @@ typedef enum {
   PUBSUB_SETTING_HEARTBEAT_INTERVAL,
   PUBSUB_SETTING_MAX_MESSAGE_BYTES,
   PUBSUB_SETTING_MAX_CONNECTIONS,
+  PUBSUB_SETTING_HEADER_TIMEOUT,
+  PUBSUB_SETTING_IDLE_TIMEOUT,
   PUBSUB_SETTING_MAX_TOPICS,
   PUBSUB_SETTING_SHUTDOWN_GRACE,
   PUBSUB_SETTING_BUS,
