@@ -3,9 +3,9 @@
  *
  * libsoup 3.2.3's own listener leaks a GSocket per connection and stops
  * accepting for good after one EMFILE, so connections are accepted by our own
- * GSocketService and handed to soup_server_accept_iostream(). The price: each
- * HTTP/1.1 request gets its own TCP connection (no keep-alive), which is fine
- * for a control plane.
+ * PubsubListener (which also keeps the max-connections budget for every
+ * connection) and served by PubsubHttpFront (keep-alive, time limits, head
+ * limits), which hands them to soup_server_accept_iostream().
  *
  * Request bodies are bounded by max-message-bytes: they are never accumulated
  * by libsoup, only into our own capped buffer.
@@ -16,15 +16,15 @@
 
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
 
 #include "pubsub-connection.h"
 #include "pubsub-dashboard.h"
 #include "pubsub-error.h"
+#include "pubsub-http-front.h"
 #include "pubsub-http.h"
 #include "pubsub-json.h"
+#include "pubsub-listener.h"
 #include "pubsub-metrics.h"
 #include "pubsub-protocol.h"
 #include "pubsub-rest.h"
@@ -38,7 +38,8 @@ struct _PubsubHttpServer {
   PubsubIoLoop   *io;               /* owned: the WebSocket clients' reads and flushes */
   PubsubMetrics  *metrics;          /* owned */
   SoupServer     *soup;             /* owned */
-  GSocketService *service;          /* owned */
+  PubsubListener *listener;         /* owned, nullable until listening */
+  PubsubHttpFront *front;          /* owned, nullable until listening */
   char           *listen;           /* owned: as configured */
   char           *address;          /* owned: as bound, HOST:PORT */
   char           *api_key;          /* owned, nullable */
@@ -46,6 +47,8 @@ struct _PubsubHttpServer {
   guint           history_size;
   guint           max_message_bytes;
   guint           max_connections;
+  guint           header_timeout;
+  guint           idle_timeout;
   guint           heartbeat_interval;
   guint           shutdown_grace;
   GHashTable     *connections;      /* owned set of owned PubsubConnection */
@@ -69,6 +72,7 @@ static guint signals[N_SIGNALS];
 
 /* A request body, capped at max-message-bytes + 1 byte. */
 typedef struct {
+  PubsubHttpServer *server;  /* not owned */
   GByteArray *data;
   gsize       limit;
   gboolean    too_large;
@@ -658,7 +662,7 @@ on_upgrade_written (SoupServerMessage *msg,
 
   if (g_hash_table_remove (self->in_flight, msg))
     g_object_weak_unref (G_OBJECT (msg), on_message_gone, self);
-  stream = soup_server_message_steal_connection (msg);
+  stream = pubsub_http_front_take_upgraded (self->front, msg);
   connection = pubsub_connection_new (self->io, self->broker, self->metrics, stream,
                                       self->queue_size, self->max_message_bytes, &error);
   if (connection == NULL)
@@ -692,13 +696,8 @@ handle_websocket (PubsubHttpServer  *self,
                          "missing or wrong API key: send X-API-Key or ?api_key=");
       return;
     }
-  if (g_hash_table_size (self->connections) >= self->max_connections)
-    {
-      pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_MAX_CONNECTIONS);
-      respond_new_error (msg, PUBSUB_ERROR_TOO_MANY_CONNECTIONS,
-                         "the server has reached max-connections; try again later");
-      return;
-    }
+  /* No max-connections check here: this connection already holds a slot of
+   * the budget, which counts every accepted connection (PubsubListener). */
   /* No extensions are offered back: permessage-deflate would compress every
    * event once per subscriber. */
   if (!soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, &error))
@@ -797,14 +796,19 @@ on_got_chunk (SoupServerMessage *msg,
     {
       body->too_large = TRUE;
       g_byte_array_set_size (body->data, 0);
+      /* Answered now; the rest of the body is never read. */
+      pubsub_http_front_refuse (body->server->front, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                                "PAYLOAD_TOO_LARGE",
+                                "request body is larger than max-message-bytes");
       return;
     }
   g_byte_array_append (body->data, g_bytes_get_data (chunk, NULL), (guint) size);
 }
 
-/* Runs after the headers, before the body: the body is never accumulated by
- * libsoup, only into our capped buffer; a declared length over the limit is
- * refused up front. */
+/* Runs after the headers, before the body: heads over the limits are
+ * refused; the body is never accumulated by libsoup, only into our capped
+ * buffer; a body over the limit, declared or found while reading, is refused
+ * at once and the connection closed, the rest of the body unread. */
 static void
 on_request_headers (SoupServer        *server,
                     SoupServerMessage *msg,
@@ -814,8 +818,12 @@ on_request_headers (SoupServer        *server,
 {
   PubsubHttpServer *self = user_data;
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
-  RequestBody *body = g_new0 (RequestBody, 1);
+  RequestBody *body;
 
+  if (!pubsub_http_front_check_head (self->front, msg))
+    return;
+  body = g_new0 (RequestBody, 1);
+  body->server = self;
   body->data = g_byte_array_new ();
   body->limit = self->max_message_bytes;
   g_object_set_data_full (G_OBJECT (msg), BODY_KEY, body, (GDestroyNotify) request_body_free);
@@ -826,7 +834,9 @@ on_request_headers (SoupServer        *server,
       soup_message_headers_get_content_length (headers) > (goffset) self->max_message_bytes)
     {
       body->too_large = TRUE;
-      respond_payload_too_large (msg);
+      pubsub_http_front_refuse (self->front, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                                "PAYLOAD_TOO_LARGE",
+                                "request body is larger than max-message-bytes");
     }
 }
 
@@ -866,31 +876,6 @@ on_request_started (SoupServer        *server,
 
 /* ---------------------------------------------------------------------- */
 /* Accepting                                                              */
-
-static gboolean
-on_incoming (GSocketService    *service,
-             GSocketConnection *connection,
-             GObject           *source_object,
-             PubsubHttpServer  *self)
-{
-  GSocket *socket = g_socket_connection_get_socket (connection);
-  g_autoptr(GSocketAddress) local = g_socket_connection_get_local_address (connection, NULL);
-  g_autoptr(GSocketAddress) remote = g_socket_connection_get_remote_address (connection, NULL);
-  g_autoptr(GError) error = NULL;
-
-  if (self->shutting_down || local == NULL || remote == NULL)
-    return TRUE;
-
-  /* Events are small and latency matters; our own writev() batches. */
-  if (!g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, &error))
-    g_debug ("cannot set TCP_NODELAY: %s", error->message);
-  g_clear_error (&error);
-
-  pubsub_metrics_track_connection (self->metrics, G_OBJECT (connection));
-  if (!soup_server_accept_iostream (self->soup, G_IO_STREAM (connection), local, remote, &error))
-    g_warning ("cannot serve a new connection: %s", error->message);
-  return TRUE;
-}
 
 static void
 on_connection_closed (PubsubConnection *connection,
@@ -939,12 +924,6 @@ pubsub_http_server_dispose (GObject *object)
 
   g_clear_handle_id (&self->heartbeat_id, g_source_remove);
   g_clear_handle_id (&self->grace_id, g_source_remove);
-  if (self->service != NULL)
-    {
-      g_socket_service_stop (self->service);
-      g_socket_listener_close (G_SOCKET_LISTENER (self->service));
-      g_signal_handlers_disconnect_by_data (self->service, self);
-    }
   if (self->in_flight != NULL)
     {
       g_hash_table_iter_init (&iter, self->in_flight);
@@ -961,7 +940,11 @@ pubsub_http_server_dispose (GObject *object)
     }
   if (self->soup != NULL)
     g_signal_handlers_disconnect_by_data (self->soup, self);
-  g_clear_object (&self->service);
+  /* The front first: it takes its connections back from libsoup. */
+  if (self->front != NULL)
+    g_object_run_dispose (G_OBJECT (self->front));
+  g_clear_object (&self->front);
+  g_clear_object (&self->listener);
   g_clear_object (&self->soup);
   g_clear_object (&self->broker);
   g_clear_object (&self->metrics);
@@ -1030,6 +1013,8 @@ pubsub_http_server_new (PubsubBroker       *broker,
   self->history_size = config->history_size;
   self->max_message_bytes = config->max_message_bytes;
   self->max_connections = config->max_connections;
+  self->header_timeout = config->header_timeout;
+  self->idle_timeout = config->idle_timeout;
   self->heartbeat_interval = config->heartbeat_interval;
   self->shutdown_grace = config->shutdown_grace;
 
@@ -1038,49 +1023,6 @@ pubsub_http_server_new (PubsubBroker       *broker,
   soup_server_add_handler (self->soup, NULL, route, self, NULL);
   g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
   return self;
-}
-
-static gboolean
-add_listen_address (PubsubHttpServer  *self,
-                    GError           **error)
-{
-  g_autofree char *host = NULL;
-  g_autoptr(GInetAddress) inet = NULL;
-  g_autoptr(GSocketAddress) requested = NULL;
-  g_autoptr(GSocketAddress) effective = NULL;
-  g_autofree char *host_text = NULL;
-  guint16 port;
-
-  if (!pubsub_config_split_listen (self->listen, &host, &port, error))
-    return FALSE;
-
-  if (host[0] == '\0')
-    {
-      guint16 bound = port;
-
-      if (port == 0)
-        bound = g_socket_listener_add_any_inet_port (G_SOCKET_LISTENER (self->service), NULL, error);
-      else if (!g_socket_listener_add_inet_port (G_SOCKET_LISTENER (self->service), port, NULL, error))
-        bound = 0;
-      if (bound == 0)
-        return FALSE;
-      self->address = g_strdup_printf (":%u", bound);
-      return TRUE;
-    }
-
-  inet = g_str_equal (host, "localhost") ? g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4)
-                                         : g_inet_address_new_from_string (host);
-  requested = g_inet_socket_address_new (inet, port);
-  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (self->service), requested,
-                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
-                                      NULL, &effective, error))
-    return FALSE;
-  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
-  host_text = g_inet_address_to_string (inet);
-  self->address = g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6
-                    ? g_strdup_printf ("[%s]:%u", host_text, port)
-                    : g_strdup_printf ("%s:%u", host_text, port);
-  return TRUE;
 }
 
 /**
@@ -1092,22 +1034,28 @@ gboolean
 pubsub_http_server_listen (PubsubHttpServer  *self,
                            GError           **error)
 {
+  g_autofree char *host = NULL;
+  guint16 port;
+
   g_return_val_if_fail (PUBSUB_IS_HTTP_SERVER (self), FALSE);
-  g_return_val_if_fail (self->service == NULL, FALSE);
+  g_return_val_if_fail (self->listener == NULL, FALSE);
 
   self->io = pubsub_io_loop_new (error);
   if (self->io == NULL)
     return FALSE;
-  self->service = g_socket_service_new ();
-  /* Backlog: bursts of thousands of clients connecting at once. */
-  g_socket_listener_set_backlog (G_SOCKET_LISTENER (self->service), 4096);
-  if (!add_listen_address (self, error))
+  if (!pubsub_config_split_listen (self->listen, &host, &port, error))
+    return FALSE;
+  self->listener = pubsub_listener_new (self->max_connections, self->metrics);
+  self->front = pubsub_http_front_new (self->soup, self->listener, self->metrics,
+                                       self->header_timeout, self->idle_timeout, error);
+  if (self->front == NULL)
+    return FALSE;
+  if (!pubsub_listener_listen (self->listener, host, port, error))
     {
       g_prefix_error (error, "cannot listen on %s: ", self->listen);
       return FALSE;
     }
-  g_signal_connect (self->service, "incoming", G_CALLBACK (on_incoming), self);
-  g_socket_service_start (self->service);
+  self->address = g_strdup (pubsub_listener_get_address (self->listener));
 
   if (self->heartbeat_interval > 0)
     self->heartbeat_id = g_timeout_add_seconds (self->heartbeat_interval, on_heartbeat, self);
@@ -1175,11 +1123,10 @@ pubsub_http_server_shutdown (PubsubHttpServer *self)
     return;
   self->shutting_down = TRUE;
   g_clear_handle_id (&self->heartbeat_id, g_source_remove);
-  if (self->service != NULL)
-    {
-      g_socket_service_stop (self->service);
-      g_socket_listener_close (G_SOCKET_LISTENER (self->service));
-    }
+  if (self->listener != NULL)
+    pubsub_listener_stop (self->listener);
+  if (self->front != NULL)
+    pubsub_http_front_shutdown (self->front);
 
   connections = snapshot_connections (self);
   for (guint i = 0; i < connections->len; i++)

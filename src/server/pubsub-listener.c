@@ -77,6 +77,7 @@ typedef struct {
 struct _PubsubListener {
   GObject    parent_instance;
 
+  PubsubMetrics *metrics;      /* owned, nullable: counts the refusals */
   guint      max_connections;
   guint      open;             /* admitted, not released yet */
   GPtrArray *sockets;          /* owned: the listening GSockets */
@@ -389,6 +390,8 @@ take_connection (PubsubListener *self,
       g_autoptr(GBytes) response = too_many_connections_response ();
 
       pubsub_listener_close_with (self, socket, NULL, response, FALSE);
+      if (self->metrics != NULL)
+        pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_MAX_CONNECTIONS);
       log_limit_add (self, &self->refused_log, 1, on_refused_log_due);
       return;
     }
@@ -399,7 +402,8 @@ take_connection (PubsubListener *self,
 /* With the spare descriptor free: accepts what waits on @listening, answers
  * each 503 and closes it. Returns how many. */
 static guint
-drain_backlog (GSocket *listening)
+drain_backlog (PubsubListener *self,
+               GSocket        *listening)
 {
   g_autoptr(GBytes) response = too_many_connections_response ();
   int listen_fd = g_socket_get_fd (listening);
@@ -417,6 +421,8 @@ drain_backlog (GSocket *listening)
         }
       write_response (fd, response);
       close (fd);
+      if (self->metrics != NULL)
+        pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_ERROR);
       n++;
     }
   return n;
@@ -453,7 +459,7 @@ out_of_descriptors (PubsubListener *self,
     {
       close (self->spare_fd);
       self->spare_fd = -1;
-      closed = drain_backlog (listening);
+      closed = drain_backlog (self, listening);
       self->spare_fd = open_spare ();
     }
   self->shortage_reason = g_strerror (error_number);
@@ -662,6 +668,7 @@ pubsub_listener_dispose (GObject *object)
   g_clear_handle_id (&self->refused_log.timer_id, g_source_remove);
   while (self->lingering.head != NULL)
     lingering_free (self->lingering.head->data);
+  g_clear_object (&self->metrics);
 
   G_OBJECT_CLASS (pubsub_listener_parent_class)->dispose (object);
 }
@@ -715,13 +722,16 @@ pubsub_listener_init (PubsubListener *self)
 /**
  * pubsub_listener_new:
  * @max_connections: the budget: connections open at once, of any kind
+ * @metrics: (nullable): where refused connections are counted
  */
 PubsubListener *
-pubsub_listener_new (guint max_connections)
+pubsub_listener_new (guint          max_connections,
+                     PubsubMetrics *metrics)
 {
   PubsubListener *self = g_object_new (PUBSUB_TYPE_LISTENER, NULL);
 
   self->max_connections = max_connections;
+  self->metrics = metrics != NULL ? g_object_ref (metrics) : NULL;
   return self;
 }
 

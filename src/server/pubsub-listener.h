@@ -7,6 +7,8 @@
 
 #include <gio/gio.h>
 
+#include "pubsub-metrics.h"
+
 G_BEGIN_DECLS
 
 /* Not in libsoup 3.2's SoupStatus (RFC 6585). */
@@ -16,7 +18,8 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (PubsubListener, pubsub_listener, PUBSUB, LISTENER, GObject)
 
-PubsubListener *pubsub_listener_new            (guint            max_connections);
+PubsubListener *pubsub_listener_new            (guint            max_connections,
+                                                PubsubMetrics   *metrics);
 gboolean        pubsub_listener_listen         (PubsubListener  *self,
                                                 const char      *host,
                                                 guint16          port,
