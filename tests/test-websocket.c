@@ -1229,8 +1229,9 @@ test_max_connections (void)
     g_assert_null (raw);
     g_assert_cmpuint (status, ==, 503);
   }
-  /* REST is not a WebSocket connection: it still works. */
-  g_assert_cmpint (pubsub_test_topic_subscribers (server, "none", NULL), ==, -1);
+  /* One budget for every connection (SPEC §8): a REST client is refused
+   * too. */
+  g_assert_cmpuint (pubsub_test_http (server, "GET", "/health", NULL, NULL, NULL), ==, 503);
   assert_usable (first);
   assert_usable (second);
 
