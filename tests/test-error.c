@@ -40,6 +40,8 @@ static const ContractRow contract_rows[] = {
   { PUBSUB_ERROR_UNAVAILABLE, "UNAVAILABLE", 503, "dev.pubsub.Error.Unavailable" },
   { PUBSUB_ERROR_REQUEST_HEADER_TOO_LARGE, "REQUEST_HEADER_TOO_LARGE", 431,
     "dev.pubsub.Error.RequestHeaderTooLarge" },
+  { PUBSUB_ERROR_REQUEST_TIMEOUT, "REQUEST_TIMEOUT", 408, "dev.pubsub.Error.RequestTimeout" },
+  { PUBSUB_ERROR_URI_TOO_LONG, "URI_TOO_LONG", 414, "dev.pubsub.Error.UriTooLong" },
 };
 
 /* Every enum value has a row, and every row is complete and well formed. */

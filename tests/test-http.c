@@ -1101,12 +1101,12 @@ typedef struct {
 
 static const HeadCase head_cases[] = {
   { "fields-100", 98, 10, 0, 200, NULL },          /* + Host and Connection */
-  { "fields-101", 99, 10, 0, 431, "HEADERS_TOO_LARGE" },
+  { "fields-101", 99, 10, 0, 431, "REQUEST_HEADER_TOO_LARGE" },
   { "line-8k", 1, 8 * 1024 - 64, 0, 200, NULL },
-  { "line-over-8k", 1, 8 * 1024 + 1, 0, 431, "HEADERS_TOO_LARGE" },
+  { "line-over-8k", 1, 8 * 1024 + 1, 0, 431, "REQUEST_HEADER_TOO_LARGE" },
   { "head-60k", 60, 1000, 0, 200, NULL },
-  { "head-70k", 70, 1000, 0, 431, "HEADERS_TOO_LARGE" },
-  { "head-2m", 1, 2 * 1024 * 1024, 0, 431, "HEADERS_TOO_LARGE" },
+  { "head-70k", 70, 1000, 0, 431, "REQUEST_HEADER_TOO_LARGE" },
+  { "head-2m", 1, 2 * 1024 * 1024, 0, 431, "REQUEST_HEADER_TOO_LARGE" },
   { "target-8k", 0, 0, 8 * 1024 - 64, 200, NULL },
   { "target-over-8k", 0, 0, 8 * 1024 + 1, 414, "URI_TOO_LONG" },
 };

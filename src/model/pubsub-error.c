@@ -47,6 +47,10 @@ static const PubsubErrorInfo error_table[] = {
     { "UNAVAILABLE", 503, DBUS_ERROR ("Unavailable") },
   [PUBSUB_ERROR_REQUEST_HEADER_TOO_LARGE] =       /* 431, RFC 6585 §5 */
     { "REQUEST_HEADER_TOO_LARGE", 431, DBUS_ERROR ("RequestHeaderTooLarge") },
+  [PUBSUB_ERROR_REQUEST_TIMEOUT] =
+    { "REQUEST_TIMEOUT", 408, DBUS_ERROR ("RequestTimeout") },
+  [PUBSUB_ERROR_URI_TOO_LONG] =
+    { "URI_TOO_LONG", 414, DBUS_ERROR ("UriTooLong") },
 };
 
 /* A value added to the enum without a row fails here; a row left out in the

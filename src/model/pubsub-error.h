@@ -28,6 +28,9 @@ G_BEGIN_DECLS
  *   cannot be reached
  * @PUBSUB_ERROR_REQUEST_HEADER_TOO_LARGE: the request's header fields are too
  *   large
+ * @PUBSUB_ERROR_REQUEST_TIMEOUT: a request head or body did not arrive in
+ *   time (header-timeout, idle-timeout)
+ * @PUBSUB_ERROR_URI_TOO_LONG: the request target is too long
  * @PUBSUB_ERROR_LAST: the number of codes; not an error
  *
  * Each value has one row in the table of pubsub-error.c: its protocol code
@@ -48,6 +51,8 @@ typedef enum {
   PUBSUB_ERROR_TOO_MANY_CONNECTIONS,
   PUBSUB_ERROR_UNAVAILABLE,
   PUBSUB_ERROR_REQUEST_HEADER_TOO_LARGE,
+  PUBSUB_ERROR_REQUEST_TIMEOUT,
+  PUBSUB_ERROR_URI_TOO_LONG,
   PUBSUB_ERROR_LAST
 } PubsubError;
 

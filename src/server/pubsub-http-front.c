@@ -46,6 +46,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pubsub-error.h"
 #include "pubsub-http-front.h"
 #include "pubsub-http-input.h"
 
@@ -183,10 +184,18 @@ conn_touch (Conn *conn)
 }
 
 static GBytes *
+error_response (PubsubError  code,
+                const char  *message)
+{
+  g_autoptr(GError) error = g_error_new_literal (PUBSUB_ERROR, code, message);
+
+  return pubsub_http_error_response_new (error);
+}
+
+static GBytes *
 request_timeout_response (void)
 {
-  return pubsub_http_error_response_new (SOUP_STATUS_REQUEST_TIMEOUT, "REQUEST_TIMEOUT",
-                                         "the request did not arrive in time");
+  return error_response (PUBSUB_ERROR_REQUEST_TIMEOUT, "the request did not arrive in time");
 }
 
 static void
@@ -395,9 +404,8 @@ on_input_closed (gpointer data)
    * is over its limit, and it answers nothing. */
   if (conn->front != NULL && conn->state == CONN_HEAD && !conn->ended &&
       conn->head_bytes > PUBSUB_HTTP_MAX_HEAD_BYTES)
-    response = pubsub_http_error_response_new (PUBSUB_HTTP_STATUS_HEADERS_TOO_LARGE,
-                                               "HEADERS_TOO_LARGE",
-                                               "the request head is larger than 64 KiB");
+    response = error_response (PUBSUB_ERROR_REQUEST_HEADER_TOO_LARGE,
+                               "the request head is larger than 64 KiB");
   conn_finish (conn, response);
   conn_free (conn);
 }
@@ -645,11 +653,9 @@ pubsub_http_front_new (SoupServer      *soup,
   return g_steal_pointer (&self);
 }
 
-static gboolean
-head_fits (SoupServerMessage  *msg,
-           guint              *out_status,
-           const char        **out_code,
-           const char        **out_message)
+/* Returns: (nullable): why the head of @msg is refused, or NULL */
+static GError *
+check_head (SoupServerMessage *msg)
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
   GUri *uri = soup_server_message_get_uri (msg);
@@ -661,39 +667,29 @@ head_fits (SoupServerMessage  *msg,
 
   if (strlen (g_uri_get_path (uri)) + (query != NULL ? strlen (query) + 1 : 0) >
       PUBSUB_HTTP_MAX_LINE_BYTES)
-    {
-      *out_status = SOUP_STATUS_REQUEST_URI_TOO_LONG;
-      *out_code = "URI_TOO_LONG";
-      *out_message = "the request target is longer than 8 KiB";
-      return FALSE;
-    }
+    return g_error_new_literal (PUBSUB_ERROR, PUBSUB_ERROR_URI_TOO_LONG,
+                                "the request target is longer than 8 KiB");
   soup_message_headers_iter_init (&iter, headers);
   while (soup_message_headers_iter_next (&iter, &name, &value))
     {
-      *out_status = PUBSUB_HTTP_STATUS_HEADERS_TOO_LARGE;
-      *out_code = "HEADERS_TOO_LARGE";
       if (++fields > PUBSUB_HTTP_MAX_HEADER_FIELDS)
-        {
-          *out_message = "the request has more than 100 header fields";
-          return FALSE;
-        }
+        return g_error_new_literal (PUBSUB_ERROR, PUBSUB_ERROR_REQUEST_HEADER_TOO_LARGE,
+                                    "the request has more than 100 header fields");
       /* "Name: value\r\n" */
       if (strlen (name) + strlen (value) + 4 > PUBSUB_HTTP_MAX_LINE_BYTES)
-        {
-          *out_message = "a request header line is longer than 8 KiB";
-          return FALSE;
-        }
+        return g_error_new_literal (PUBSUB_ERROR, PUBSUB_ERROR_REQUEST_HEADER_TOO_LARGE,
+                                    "a request header line is longer than 8 KiB");
     }
-  return TRUE;
+  return NULL;
 }
 
 /**
  * pubsub_http_front_check_head:
  * @msg: a request whose head was just read (call from an early handler)
  *
- * Refuses a request whose target is over 8 KiB (414), with a header line
- * over 8 KiB or more than 100 header fields (431): answered at once and
- * closed.
+ * Refuses a request whose target is over 8 KiB (414 URI_TOO_LONG), with a
+ * header line over 8 KiB or more than 100 header fields (431
+ * REQUEST_HEADER_TOO_LARGE): answered at once and closed.
  *
  * Returns: %FALSE if @msg was refused: leave it alone
  */
@@ -701,19 +697,18 @@ gboolean
 pubsub_http_front_check_head (PubsubHttpFront   *self,
                               SoupServerMessage *msg)
 {
+  g_autoptr(GError) error = NULL;
   Conn *conn;
-  guint status;
-  const char *code;
-  const char *message;
 
   g_return_val_if_fail (PUBSUB_IS_HTTP_FRONT (self), FALSE);
 
   conn = conn_from_message (msg);
   if (conn == NULL)
     return TRUE;
-  if (!head_fits (msg, &status, &code, &message))
+  error = check_head (msg);
+  if (error != NULL)
     {
-      pubsub_http_front_refuse (self, msg, status, code, message);
+      pubsub_http_front_refuse (self, msg, error);
       return FALSE;
     }
   if (conn->state == CONN_HEAD)
@@ -725,6 +720,7 @@ pubsub_http_front_check_head (PubsubHttpFront   *self,
  * pubsub_http_front_refuse:
  * @msg: a request being read (from an early handler or a got-chunk
  *   handler)
+ * @error: a #PUBSUB_ERROR: the status, code and message of the answer
  *
  * Answers @msg with the error JSON and `Connection: close` at once, without
  * reading the rest of its body, and closes the connection.
@@ -732,9 +728,7 @@ pubsub_http_front_check_head (PubsubHttpFront   *self,
 void
 pubsub_http_front_refuse (PubsubHttpFront   *self,
                           SoupServerMessage *msg,
-                          guint              status,
-                          const char        *code,
-                          const char        *message)
+                          const GError      *error)
 {
   g_autoptr(GBytes) response = NULL;
   Conn *conn;
@@ -743,12 +737,12 @@ pubsub_http_front_refuse (PubsubHttpFront   *self,
 
   /* Whatever happens to the connection, libsoup must not call the handler
    * or answer this one. */
-  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_status (msg, pubsub_error_http_status (error), NULL);
   conn = conn_from_message (msg);
   if (conn == NULL || conn->state == CONN_UPGRADED)
     return;
-  g_debug ("refusing a request with %u %s", status, code);
-  response = pubsub_http_error_response_new (status, code, message);
+  g_debug ("refusing a request: %s", pubsub_error_to_code (error));
+  response = pubsub_http_error_response_new (error);
   conn_close (conn, response);
 }
 

@@ -31,9 +31,7 @@ gboolean         pubsub_http_front_check_head    (PubsubHttpFront    *self,
                                                   SoupServerMessage  *msg);
 void             pubsub_http_front_refuse        (PubsubHttpFront    *self,
                                                   SoupServerMessage  *msg,
-                                                  guint               status,
-                                                  const char         *code,
-                                                  const char         *message);
+                                                  const GError       *error);
 GIOStream       *pubsub_http_front_take_upgraded (PubsubHttpFront    *self,
                                                   SoupServerMessage  *msg);
 void             pubsub_http_front_shutdown      (PubsubHttpFront    *self);

@@ -783,6 +783,17 @@ route (SoupServer        *server,
     route_topic (self, msg, path + strlen ("/topics/"), query);
 }
 
+/* 413 now, and the connection closed: the rest of the body is not read. */
+static void
+refuse_payload_too_large (PubsubHttpServer  *self,
+                          SoupServerMessage *msg)
+{
+  g_autoptr(GError) error = g_error_new_literal (PUBSUB_ERROR, PUBSUB_ERROR_PAYLOAD_TOO_LARGE,
+                                                 "request body is larger than max-message-bytes");
+
+  pubsub_http_front_refuse (self->front, msg, error);
+}
+
 static void
 on_got_chunk (SoupServerMessage *msg,
               GBytes            *chunk,
@@ -797,9 +808,7 @@ on_got_chunk (SoupServerMessage *msg,
       body->too_large = TRUE;
       g_byte_array_set_size (body->data, 0);
       /* Answered now; the rest of the body is never read. */
-      pubsub_http_front_refuse (body->server->front, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-                                "PAYLOAD_TOO_LARGE",
-                                "request body is larger than max-message-bytes");
+      refuse_payload_too_large (body->server, msg);
       return;
     }
   g_byte_array_append (body->data, g_bytes_get_data (chunk, NULL), (guint) size);
@@ -834,9 +843,7 @@ on_request_headers (SoupServer        *server,
       soup_message_headers_get_content_length (headers) > (goffset) self->max_message_bytes)
     {
       body->too_large = TRUE;
-      pubsub_http_front_refuse (self->front, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-                                "PAYLOAD_TOO_LARGE",
-                                "request body is larger than max-message-bytes");
+      refuse_payload_too_large (self, msg);
     }
 }
 

@@ -38,6 +38,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pubsub-error.h"
 #include "pubsub-listener.h"
 
 /* Bursts of thousands of clients connecting at once. */
@@ -50,9 +51,10 @@
 #define BACKOFF_MAX_MS 1000
 #define LINGER_SECONDS 5
 /* Refused (never admitted) connections lingering at once; more are closed
- * right after their 503 is written. Admitted ones hold a slot meanwhile and
- * are bounded by the budget. */
-#define MAX_LINGERING_REFUSED 256
+ * right after their 503 is written. Within the descriptors main.c keeps
+ * beyond max-connections. Admitted ones hold a slot meanwhile and are
+ * bounded by the budget. */
+#define MAX_LINGERING_REFUSED 32
 
 typedef struct _PubsubListener PubsubListener;
 
@@ -187,25 +189,25 @@ print_refused (PubsubListener *self,
 static const char *
 reason_phrase (guint status)
 {
-  if (status == PUBSUB_HTTP_STATUS_HEADERS_TOO_LARGE)
+  /* RFC 6585, not in libsoup 3.2's table. */
+  if (status == 431)
     return "Request Header Fields Too Large";
   return soup_status_get_phrase (status);
 }
 
 /**
  * pubsub_http_error_response_new:
- * @status: an HTTP status
- * @code: the error code of the body, e.g. "TOO_MANY_CONNECTIONS"
- * @message: its message
+ * @error: a #PUBSUB_ERROR: its row of the error table gives the status and
+ *   the code, its message the message
  *
  * A complete HTTP/1.1 response with the error JSON body and
  * `Connection: close`, for writing straight to a socket.
  */
 GBytes *
-pubsub_http_error_response_new (guint       status,
-                                const char *code,
-                                const char *message)
+pubsub_http_error_response_new (const GError *error)
 {
+  const PubsubErrorInfo *info = pubsub_error_lookup (error);
+  guint status = info->http_status;
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autoptr(JsonNode) node = NULL;
   g_autofree char *body = NULL;
@@ -215,9 +217,9 @@ pubsub_http_error_response_new (guint       status,
   json_builder_set_member_name (builder, "error");
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "code");
-  json_builder_add_string_value (builder, code);
+  json_builder_add_string_value (builder, info->code);
   json_builder_set_member_name (builder, "message");
-  json_builder_add_string_value (builder, message);
+  json_builder_add_string_value (builder, error->message);
   json_builder_end_object (builder);
   json_builder_end_object (builder);
   node = json_builder_get_root (builder);
@@ -370,9 +372,11 @@ static void resume_accepting (PubsubListener *self);
 static GBytes *
 too_many_connections_response (void)
 {
-  return pubsub_http_error_response_new (SOUP_STATUS_SERVICE_UNAVAILABLE, "TOO_MANY_CONNECTIONS",
-                                         "the server has reached max-connections; "
-                                         "try again later");
+  g_autoptr(GError) error = g_error_new_literal (PUBSUB_ERROR, PUBSUB_ERROR_TOO_MANY_CONNECTIONS,
+                                                 "the server has reached max-connections; "
+                                                 "try again later");
+
+  return pubsub_http_error_response_new (error);
 }
 
 static int

@@ -11,9 +11,6 @@
 
 G_BEGIN_DECLS
 
-/* Not in libsoup 3.2's SoupStatus (RFC 6585). */
-#define PUBSUB_HTTP_STATUS_HEADERS_TOO_LARGE 431
-
 #define PUBSUB_TYPE_LISTENER (pubsub_listener_get_type ())
 
 G_DECLARE_FINAL_TYPE (PubsubListener, pubsub_listener, PUBSUB, LISTENER, GObject)
@@ -34,8 +31,6 @@ void            pubsub_listener_close_with     (PubsubListener  *self,
                                                 gboolean         admitted);
 void            pubsub_listener_stop           (PubsubListener  *self);
 
-GBytes         *pubsub_http_error_response_new (guint            status,
-                                                const char      *code,
-                                                const char      *message);
+GBytes         *pubsub_http_error_response_new (const GError    *error);
 
 G_END_DECLS
