@@ -554,35 +554,28 @@ count_open_fds (PubsubTestServer *server)
 
 /* Clients that close their idle keep-alive connection: each is closed and
  * forgotten (libsoup 3.2.3 alone would keep every one, descriptor and all),
- * and its slot of max-connections is free again. */
+ * and its slot of max-connections is free at once: with a budget of one, a
+ * client that closes and connects again straight away gets in every time
+ * (its close comes before its new connection, and the server sees both
+ * before it decides). */
 static void
 test_keepalive_client_closes_idle (void)
 {
-  g_autoptr(PubsubTestServer) server = pubsub_test_server_start ("--max-connections", "2", NULL);
+  g_autoptr(PubsubTestServer) server = pubsub_test_server_start ("--max-connections", "1", NULL);
   guint baseline = count_open_fds (server);
   guint n = pubsub_test_scale_count (50, 10);
 
   for (guint i = 0; i < n; i++)
     {
-      g_autoptr(Client) client = NULL;
-      g_autoptr(Answer) answer = NULL;
+      g_autoptr(Client) client = client_connect (server);
       g_autofree char *request = request_text ("GET", "/health", NULL, NULL);
-      gint64 deadline = deadline_after (5000);
+      g_autoptr(Answer) answer = NULL;
 
-      /* The previous client's slot frees once the server has seen it go. */
-      for (;;)
-        {
-          client = client_connect (server);
-          client_send_text (client, request);
-          answer = client_read_answer (client, 5000);
-          if (answer != NULL && answer->status == 200)
-            break;
-          assert_answer (answer, 503, "TOO_MANY_CONNECTIONS");
-          g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-          g_clear_pointer (&answer, answer_free);
-          g_clear_pointer (&client, client_free);
-        }
+      client_send_text (client, request);
+      answer = client_read_answer (client, 5000);
+      assert_answer (answer, 200, NULL);
       /* Idle keep-alive, then gone. */
+      g_assert_false (answer_closes (answer));
       g_assert_false (client->eof);
     }
   pubsub_test_wait_for (count_open_fds (server) <= baseline, 5000);

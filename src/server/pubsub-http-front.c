@@ -79,6 +79,7 @@ typedef struct {
   gint64             deadline;      /* monotonic µs */
   guint64            head_bytes;    /* read since the current head began */
   gboolean           ended;         /* libsoup saw the end of the stream */
+  gboolean           released;      /* socket closed and budget slot given back */
 } Conn;
 
 struct _PubsubHttpFront {
@@ -316,6 +317,9 @@ conn_finish (Conn   *conn,
   PubsubListener *listener;
   GSocket *socket = g_socket_connection_get_socket (conn->connection);
 
+  if (conn->released)
+    return;
+  conn->released = TRUE;
   if (conn->front == NULL)
     {
       g_io_stream_close (G_IO_STREAM (conn->connection), NULL, NULL);
@@ -381,11 +385,17 @@ on_input_ended (gpointer data)
 {
   Conn *conn = data;
 
-  /* Between two requests, libsoup 3.2.3 would lose the connection. */
+  /* Between two requests, libsoup 3.2.3 would lose the connection: it is
+   * taken back from libsoup at the next timer pass, but its socket and its
+   * slot of the budget are given back now, so that a client that closes
+   * and at once connects again finds its slot free. */
   if (conn->state == CONN_IDLE || conn->state == CONN_CLOSING)
     {
       if (conn->state == CONN_IDLE)
-        conn_enter (conn, CONN_CLOSING);
+        {
+          conn_enter (conn, CONN_CLOSING);
+          conn_finish (conn, NULL);
+        }
       return TRUE;
     }
   conn->ended = TRUE;

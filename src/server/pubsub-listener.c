@@ -6,6 +6,16 @@
  * budget, a new connection is answered 503 at once, without reading its
  * request, and closed; the connections already open are not touched.
  *
+ * A connection accepted while the budget is full is refused only after the
+ * reads that are due have run: a client that closes one connection and at
+ * once opens another sends its FIN before its SYN, but the accept may come
+ * first (even in the same dispatch that answered the last request of the
+ * old connection), before the read that sees the FIN and frees the slot
+ * (see pubsub-http-front.c). The decision is a source attached anew when
+ * the first such connection waits: it comes after every connection's
+ * source in GLib's dispatch order, so in the next iteration the reads run
+ * before it.
+ *
  * The accept loop is our own (a GSocket source per listening socket) rather
  * than GSocketService's, which on EMFILE logs a warning and tries again at
  * once, forever (≈65,000 lines in two seconds with 120 clients over
@@ -56,8 +66,6 @@
  * bounded by the budget. */
 #define MAX_LINGERING_REFUSED 32
 
-typedef struct _PubsubListener PubsubListener;
-
 /* A warning a client can trigger, at most once a second, with a count. */
 typedef struct {
   void  (*print) (PubsubListener *self,
@@ -77,23 +85,25 @@ typedef struct {
 } Lingering;
 
 struct _PubsubListener {
-  GObject    parent_instance;
+  GObject        parent_instance;
 
-  PubsubMetrics *metrics;      /* owned, nullable: counts the refusals */
-  guint      max_connections;
-  guint      open;             /* admitted, not released yet */
-  GPtrArray *sockets;          /* owned: the listening GSockets */
-  GPtrArray *sources;          /* owned: their accept sources; empty while paused */
-  char      *address;          /* owned: as bound, HOST:PORT */
-  int        spare_fd;
-  guint      backoff_id;
-  guint      backoff_ms;
-  GQueue     lingering;        /* of Lingering, owned */
-  guint      lingering_refused;
-  LogLimit   shortage_log;
-  LogLimit   refused_log;
-  const char *shortage_reason; /* nullable: the last accept error (g_strerror) */
-  gboolean   stopped;
+  PubsubMetrics *metrics;           /* owned, nullable: counts the refusals */
+  guint          max_connections;
+  guint          open;              /* admitted, not released yet */
+  GPtrArray     *sockets;           /* owned: the listening GSockets */
+  GPtrArray     *sources;           /* owned: their accept sources; empty while paused */
+  char          *address;           /* owned: as bound, HOST:PORT */
+  int            spare_fd;
+  guint          backoff_id;
+  guint          backoff_ms;
+  GQueue         lingering;         /* of Lingering, owned */
+  guint          lingering_refused;
+  GQueue         waiting;           /* of GSocket, owned: accepted with the budget full */
+  GSource       *waiting_source;    /* owned, nullable: decides on them */
+  LogLimit       shortage_log;
+  LogLimit       refused_log;
+  const char    *shortage_reason;   /* nullable: the last accept error (g_strerror) */
+  gboolean       stopped;
 };
 
 G_DEFINE_FINAL_TYPE (PubsubListener, pubsub_listener, G_TYPE_OBJECT)
@@ -386,21 +396,69 @@ open_spare (void)
 }
 
 static void
+admit (PubsubListener *self,
+       GSocket        *socket)
+{
+  self->open++;
+  g_signal_emit (self, signals[SIGNAL_INCOMING], 0, socket);
+}
+
+static void
+refuse (PubsubListener *self,
+        GSocket        *socket)
+{
+  g_autoptr(GBytes) response = too_many_connections_response ();
+
+  pubsub_listener_close_with (self, socket, NULL, response, FALSE);
+  if (self->metrics != NULL)
+    pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_MAX_CONNECTIONS);
+  log_limit_add (self, &self->refused_log, 1, on_refused_log_due);
+}
+
+/* The connections accepted with the budget full, in order, once the reads
+ * due have freed what they free. */
+static gboolean
+on_waiting_due (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     user_data)
+{
+  PubsubListener *self = user_data;
+
+  while (self->waiting.head != NULL)
+    {
+      g_autoptr(GSocket) socket = g_queue_pop_head (&self->waiting);
+
+      if (self->open < self->max_connections && !self->stopped)
+        admit (self, socket);
+      else
+        refuse (self, socket);
+    }
+  g_clear_pointer (&self->waiting_source, g_source_unref);
+  return G_SOURCE_REMOVE;
+}
+
+static GSourceFuncs waiting_funcs = { .dispatch = on_waiting_due };
+
+static void
 take_connection (PubsubListener *self,
                  GSocket        *socket)
 {
-  if (self->open >= self->max_connections)
+  if (self->open >= self->max_connections || self->waiting.head != NULL)
     {
-      g_autoptr(GBytes) response = too_many_connections_response ();
-
-      pubsub_listener_close_with (self, socket, NULL, response, FALSE);
-      if (self->metrics != NULL)
-        pubsub_metrics_count_refusal (self->metrics, PUBSUB_REFUSAL_MAX_CONNECTIONS);
-      log_limit_add (self, &self->refused_log, 1, on_refused_log_due);
+      g_queue_push_tail (&self->waiting, g_object_ref (socket));
+      /* Attached now, it is dispatched after the sources of the
+       * connections already there. */
+      if (self->waiting_source == NULL)
+        {
+          self->waiting_source = g_source_new (&waiting_funcs, sizeof (GSource));
+          g_source_set_static_name (self->waiting_source, "pubsub-accept-waiting");
+          g_source_set_callback (self->waiting_source, NULL, self, NULL);
+          g_source_set_ready_time (self->waiting_source, 0);
+          g_source_attach (self->waiting_source, NULL);
+        }
       return;
     }
-  self->open++;
-  g_signal_emit (self, signals[SIGNAL_INCOMING], 0, socket);
+  admit (self, socket);
 }
 
 /* With the spare descriptor free: accepts what waits on @listening, answers
@@ -672,6 +730,11 @@ pubsub_listener_dispose (GObject *object)
   g_clear_handle_id (&self->refused_log.timer_id, g_source_remove);
   while (self->lingering.head != NULL)
     lingering_free (self->lingering.head->data);
+  if (self->waiting_source != NULL)
+    {
+      g_source_destroy (self->waiting_source);
+      g_clear_pointer (&self->waiting_source, g_source_unref);
+    }
   g_clear_object (&self->metrics);
 
   G_OBJECT_CLASS (pubsub_listener_parent_class)->dispose (object);
@@ -721,6 +784,7 @@ pubsub_listener_init (PubsubListener *self)
   self->shortage_log.print = print_shortage;
   self->refused_log.print = print_refused;
   g_queue_init (&self->lingering);
+  g_queue_init (&self->waiting);
 }
 
 /**
@@ -799,6 +863,13 @@ pubsub_listener_stop (PubsubListener *self)
   self->stopped = TRUE;
   g_clear_handle_id (&self->backoff_id, g_source_remove);
   pause_accepting (self);
+  /* Not taken: they close with the listening sockets. */
+  while (self->waiting.head != NULL)
+    {
+      g_autoptr(GSocket) socket = g_queue_pop_head (&self->waiting);
+
+      g_socket_close (socket, NULL);
+    }
   for (guint i = 0; i < self->sockets->len; i++)
     g_socket_close (g_ptr_array_index (self->sockets, i), NULL);
   g_ptr_array_set_size (self->sockets, 0);
