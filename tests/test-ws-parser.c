@@ -265,6 +265,42 @@ test_too_big_frame (Fixture       *f,
   g_assert_cmpuint (f->parser.skip, ==, frame->len);
 }
 
+/* RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+ * Such a length is a protocol error, not a frame to step over: its size
+ * plus the header would wrap around (found by tests/fuzz/fuzz-ws-frame). */
+static void
+test_length_msb (Fixture       *f,
+                 gconstpointer  data)
+{
+  static const guint8 msb_set[][14] = {
+    { 0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4 },
+    { 0x81, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4 },
+    { 0x82, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF2, 1, 2, 3, 4 },
+    { 0x00, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0x10, 1, 2, 3, 4 },
+  };
+  guint8 largest[14] = { 0x81, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4 };
+  gsize consumed;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (msb_set); i++)
+    {
+      guint8 frame[14];
+
+      memcpy (frame, msb_set[i], sizeof frame);
+      g_assert_cmpint (pubsub_ws_parser_next (&f->parser, frame, sizeof frame, &consumed), ==,
+                       PUBSUB_WS_FAIL);
+      g_assert_cmpuint (consumed, ==, 0);
+      g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_PROTOCOL_ERROR);
+      g_assert_cmpuint (f->parser.skip, ==, 0);
+    }
+
+  /* The largest length allowed is too big, and stepped over whole. */
+  g_assert_cmpint (pubsub_ws_parser_next (&f->parser, largest, sizeof largest, &consumed), ==,
+                   PUBSUB_WS_FAIL);
+  g_assert_cmpuint (consumed, ==, 0);
+  g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_TOO_BIG);
+  g_assert_cmpuint (f->parser.skip, ==, G_GUINT64_CONSTANT (0x7FFFFFFFFFFFFFFF) + 14);
+}
+
 /* The reassembled size counts too: libsoup 3.2.3 had no such limit. */
 static void
 test_too_big_fragments (Fixture       *f,
@@ -299,6 +335,7 @@ main (int   argc,
   ADD ("/ws-parser/fragments-interleaved-message", test_fragments_interleaved_message);
   ADD ("/ws-parser/too-big/frame", test_too_big_frame);
   ADD ("/ws-parser/too-big/fragments", test_too_big_fragments);
+  ADD ("/ws-parser/length-msb", test_length_msb);
 #undef ADD
   for (gsize i = 0; i < G_N_ELEMENTS (fail_cases); i++)
     {

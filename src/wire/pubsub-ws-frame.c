@@ -209,6 +209,11 @@ pubsub_ws_parser_next (PubsubWsParser *parser,
     {
       if (len < 10)
         return PUBSUB_WS_NEED_MORE;
+      /* RFC 6455 §5.2. It also keeps header_len + payload_len, the size
+       * of a frame to step over, from wrapping around. */
+      if (data[2] & 0x80)
+        return fail (parser, PUBSUB_WS_CLOSE_PROTOCOL_ERROR,
+                     "the most significant bit of a 64-bit length must be 0");
       payload_len = 0;
       for (guint i = 0; i < 8; i++)
         payload_len = (payload_len << 8) | data[2 + i];
