@@ -236,6 +236,32 @@ test_fragments (Fixture       *f,
   assert_payload (f, "after");
 }
 
+/* A message of empty fragments is an empty message, with a real pointer:
+ * the reassembly buffer has none of its own then, and NULL + 0 is
+ * undefined in C (found by tests/fuzz/fuzz-ws-frame under UBSan). */
+static void
+test_fragments_empty (Fixture       *f,
+                      gconstpointer  data)
+{
+  const guint8 first_bytes[] = { 0x01, 0x02 };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (first_bytes); i++)
+    {
+      g_autoptr(GByteArray) first = pubsub_test_ws_client_frame (first_bytes[i], "", 0, mask_key);
+      g_autoptr(GByteArray) middle = pubsub_test_ws_client_frame (0x00, "", 0, mask_key);
+      g_autoptr(GByteArray) last = pubsub_test_ws_client_frame (0x80, "", 0, mask_key);
+      gsize consumed;
+
+      g_assert_cmpint (parse (f, first, &consumed), ==, PUBSUB_WS_CONTINUE);
+      g_assert_cmpint (parse (f, middle, &consumed), ==, PUBSUB_WS_CONTINUE);
+      g_assert_cmpint (parse (f, last, &consumed), ==,
+                       first_bytes[i] == 0x01 ? PUBSUB_WS_TEXT : PUBSUB_WS_BINARY);
+      g_assert_cmpuint (consumed, ==, last->len);
+      g_assert_nonnull (f->parser.payload);
+      g_assert_cmpuint (f->parser.payload_len, ==, 0);
+    }
+}
+
 static void
 test_fragments_interleaved_message (Fixture       *f,
                                     gconstpointer  data)
@@ -332,6 +358,7 @@ main (int   argc,
   ADD ("/ws-parser/control-too-long", test_control_too_long);
   ADD ("/ws-parser/close", test_close);
   ADD ("/ws-parser/fragments", test_fragments);
+  ADD ("/ws-parser/fragments-empty", test_fragments_empty);
   ADD ("/ws-parser/fragments-interleaved-message", test_fragments_interleaved_message);
   ADD ("/ws-parser/too-big/frame", test_too_big_frame);
   ADD ("/ws-parser/too-big/fragments", test_too_big_fragments);

@@ -91,6 +91,12 @@ deliver_message (PubsubWsParser *parser,
                  const guint8   *payload,
                  gsize           len)
 {
+  static const guint8 nothing[1];
+
+  /* An empty reassembled message has no buffer (its GByteArray's data is
+   * NULL): hand out a real pointer, as for every other message. */
+  if (payload == NULL)
+    payload = nothing;
   if (opcode == PUBSUB_WS_OPCODE_TEXT && !utf8_is_valid (payload, len))
     return fail (parser, PUBSUB_WS_CLOSE_BAD_DATA, "text message is not valid UTF-8");
   parser->payload = payload;
