@@ -126,6 +126,43 @@ test_several_frames (Fixture       *f,
   g_assert_cmpuint (offset, ==, all->len);
 }
 
+/* U+0000 is valid UTF-8 (RFC 3629), so a text message or a close reason
+ * may hold NUL bytes, wherever they are. g_utf8_validate() refuses them:
+ * only those past the last whole 8-byte ASCII word were refused (1007),
+ * found by tests/fuzz/fuzz-ws-frame. */
+static void
+test_nul_is_utf8 (Fixture       *f,
+                  gconstpointer  data)
+{
+  static const struct { const char *text; gsize len; } texts[] = {
+    { "\0", 1 },
+    { "abcdefgh\0", 9 },
+    { "\0bcdefghi", 9 },
+    { "abcdefg\0" "abcdefgh\0\0", 18 },
+    { "caf\xc3\xa9\0\xe6\x97\xa5\0", 10 },
+  };
+  g_autoptr(GByteArray) truncated = pubsub_test_ws_client_frame (0x81, "\xc3\0", 2, mask_key);
+  g_autoptr(GByteArray) close = pubsub_test_ws_client_frame (0x88, "\x03\xe8" "a\0b", 5, mask_key);
+  gsize consumed;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      g_autoptr(GByteArray) frame = pubsub_test_ws_client_frame (0x81, texts[i].text,
+                                                                 texts[i].len, mask_key);
+
+      g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_TEXT);
+      g_assert_cmpmem (f->parser.payload, f->parser.payload_len, texts[i].text, texts[i].len);
+    }
+
+  /* A NUL does not complete a character it interrupts. */
+  g_assert_cmpint (parse (f, truncated, &consumed), ==, PUBSUB_WS_FAIL);
+  g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_BAD_DATA);
+
+  g_assert_cmpint (parse (f, close, &consumed), ==, PUBSUB_WS_CLOSE);
+  g_assert_cmpuint (f->parser.close_code, ==, 1000);
+  g_assert_cmpmem (f->parser.payload, f->parser.payload_len, "a\0b", 3);
+}
+
 static void
 test_control_frames (Fixture       *f,
                      gconstpointer  data)
@@ -355,6 +392,7 @@ main (int   argc,
   ADD ("/ws-parser/need-more", test_need_more);
   ADD ("/ws-parser/several-frames", test_several_frames);
   ADD ("/ws-parser/control-frames", test_control_frames);
+  ADD ("/ws-parser/nul-is-utf8", test_nul_is_utf8);
   ADD ("/ws-parser/control-too-long", test_control_too_long);
   ADD ("/ws-parser/close", test_close);
   ADD ("/ws-parser/fragments", test_fragments);

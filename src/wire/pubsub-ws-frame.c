@@ -44,11 +44,15 @@ fail (PubsubWsParser *parser,
   return PUBSUB_WS_FAIL;
 }
 
-/* Eight bytes at a time while they are ASCII, then GLib's full check. */
+/* Eight bytes at a time while they are ASCII, then GLib's full check.
+ * g_utf8_validate_len() stops at a NUL byte, but U+0000 is valid UTF-8
+ * (RFC 3629) like any other ASCII character: step over it and go on. */
 static gboolean
 utf8_is_valid (const guint8 *data,
                gsize         len)
 {
+  const char *end = (const char *) data + len;
+  const char *p;
   gsize i = 0;
 
   for (; i + 8 <= len; i += 8)
@@ -59,7 +63,14 @@ utf8_is_valid (const guint8 *data,
       if (word & G_GUINT64_CONSTANT (0x8080808080808080))
         break;
     }
-  return g_utf8_validate_len ((const char *) data + i, len - i, NULL);
+  p = (const char *) data + i;
+  while (!g_utf8_validate_len (p, (gsize) (end - p), &p))
+    {
+      if (*p != '\0')
+        return FALSE;
+      p++;
+    }
+  return TRUE;
 }
 
 static void
