@@ -14,7 +14,9 @@
 
 /**
  * pubsub_rest_parse_topic_body:
- * @text: the body of a POST /topics, not necessarily NUL-terminated nor UTF-8
+ * @text: (nullable): the body of a POST /topics, not necessarily
+ *   NUL-terminated nor UTF-8; %NULL when @len is 0 (the data of an empty
+ *   #GByteArray)
  * @len: its length in bytes
  * @error: a %PUBSUB_ERROR_BAD_REQUEST saying what is wrong
  *
@@ -37,6 +39,11 @@ pubsub_rest_parse_topic_body (const char  *text,
   gsize decoded_len;
   guint n_members;
 
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
+
+  /* The reader computes text + len: not with NULL, even for 0. */
+  if (text == NULL)
+    text = "";
   if (!pubsub_json_validate (text, len, &root, error))
     {
       g_prefix_error (error, "request body is ");
