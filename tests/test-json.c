@@ -768,6 +768,18 @@ test_rest_body_null (void)
   g_assert_nonnull (strstr (error->message, "request body is not valid JSON"));
 }
 
+/* The same for POST /topics/{name}/messages. */
+static void
+test_rest_publish_body_null (void)
+{
+  g_autoptr(GError) error = NULL;
+  PubsubRestPublish publish;
+
+  g_assert_false (pubsub_rest_parse_publish_body (NULL, 0, &publish, &error));
+  g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST);
+  g_assert_nonnull (strstr (error->message, "request body is not valid JSON"));
+}
+
 /* More fields than the reader keeps: refused, not cut short. */
 static void
 test_rest_body_too_many_fields (void)
@@ -827,6 +839,7 @@ main (int    argc,
       g_test_add_data_func (path, &rest_body_rows[i], test_rest_body);
     }
   g_test_add_func ("/json/rest-body/null", test_rest_body_null);
+  g_test_add_func ("/json/rest-body/publish-null", test_rest_publish_body_null);
   g_test_add_func ("/json/rest-body/too-many-fields", test_rest_body_too_many_fields);
 
   return g_test_run ();
