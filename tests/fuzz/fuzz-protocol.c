@@ -12,10 +12,11 @@
  *  - for valid UTF-8 (the frame parser delivers nothing else),
  *    pubsub_request_parse(): a request that parses has the fields its type
  *    needs, valid; one that does not has a BAD_REQUEST error;
- *  - the frames the broker would send in reply (ack, pong, event, error, and
- *    the escaping paths of ack and info) are single unmasked text frames of
- *    valid JSON per our own reader, with the type, the request_id token,
- *    the topic and the payload they should echo.
+ *  - the frames the broker would send in reply (the acks of subscribe,
+ *    unsubscribe and publish, pong, event, error, and the escaping paths of
+ *    ack and info) are single unmasked text frames of valid JSON per our
+ *    own reader, with the type, the request_id token, the topic, the seq,
+ *    epoch and flags, and the payload they should echo.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -36,6 +37,7 @@
 #define WALK_MAX_DEPTH      64
 /* A fixed publish time: frames must not depend on the clock to be valid. */
 #define EVENT_TIME_US G_GINT64_CONSTANT (1764237600123456)
+#define EPOCH         "0123456789abcdef"
 
 static gboolean
 is_json_whitespace (char c)
@@ -302,6 +304,55 @@ assert_string_member (const PubsubJsonMember *members,
   g_assert_cmpmem (decoded, decoded_len, expected, strlen (expected));
 }
 
+static void
+assert_number_member (const PubsubJsonMember *members,
+                      guint                   n_members,
+                      const char             *name,
+                      guint64                 expected)
+{
+  const PubsubJsonValue *value = member_of (members, n_members, name);
+  g_autofree char *text = g_strdup_printf ("%" G_GUINT64_FORMAT, expected);
+
+  g_assert_nonnull (value);
+  g_assert_cmpint (value->kind, ==, PUBSUB_JSON_NUMBER);
+  g_assert_cmpmem (value->text, value->len, text, strlen (text));
+}
+
+/* A true/false member, or none at all when @present is FALSE. */
+static void
+assert_flag_member (const PubsubJsonMember *members,
+                    guint                   n_members,
+                    const char             *name,
+                    gboolean                present,
+                    gboolean                expected)
+{
+  const PubsubJsonValue *value = member_of (members, n_members, name);
+
+  if (!present)
+    {
+      g_assert_null (value);
+      return;
+    }
+  g_assert_nonnull (value);
+  g_assert_cmpint (value->kind, ==, expected ? PUBSUB_JSON_TRUE : PUBSUB_JSON_FALSE);
+}
+
+/* The members of a reply frame already checked by check_reply(). */
+static guint
+reply_members (GBytes           *frame,
+               PubsubJsonMember  members[16])
+{
+  PubsubJsonValue root;
+  const char *json;
+  gsize json_len;
+  guint n_members;
+
+  json = frame_json (frame, &json_len);
+  g_assert_true (pubsub_json_parse_utf8_object (json, json_len, &root, members, 16,
+                                                &n_members, NULL));
+  return n_members;
+}
+
 /* A reply frame: valid JSON per our own reader, one object without
  * duplicate keys, of @type, echoing the request_id token and the topic. */
 static void
@@ -381,10 +432,13 @@ check_error_reply (const PubsubRequest *request,
 }
 
 static void
-check_event_frame (const PubsubRequest *request)
+check_event_frame (const PubsubRequest *request,
+                   guint64              seq)
 {
   const PubsubMessageInfo info = {
     .topic = request->topic,
+    .epoch = EPOCH,
+    .seq = seq,
     .id = request->message_id,
     .payload = request->payload,
     .payload_len = request->payload_len,
@@ -415,6 +469,8 @@ check_event_frame (const PubsubRequest *request)
   json = frame_json (frame, &json_len);
   g_assert_true (pubsub_json_parse_utf8_object (json, json_len, &root, members,
                                                 G_N_ELEMENTS (members), &n_members, NULL));
+  assert_number_member (members, n_members, "seq", seq);
+  assert_string_member (members, n_members, "epoch", EPOCH);
   value = member_of (members, n_members, "message");
   g_assert_nonnull (value);
   g_assert_true (pubsub_json_object_members (value, message, G_N_ELEMENTS (message), &n_message));
@@ -441,6 +497,55 @@ is_uuid_text (const char *text)
         return FALSE;
     }
   return TRUE;
+}
+
+static gboolean
+is_epoch_text (const char *text)
+{
+  if (strlen (text) != PUBSUB_EPOCH_LEN)
+    return FALSE;
+  for (const char *p = text; *p != '\0'; p++)
+    if (!g_ascii_isdigit (*p) && !(*p >= 'a' && *p <= 'f'))
+      return FALSE;
+  return TRUE;
+}
+
+/* The acks of a subscribe, with the topic's position and, when the request
+ * asked to recover, whether it did. Both answers are tried. */
+static void
+check_subscribe_acks (const PubsubRequest *request)
+{
+  for (guint recovered = 0; recovered < 2; recovered++)
+    {
+      /* Any seq: from the request, so the fuzzer reaches every length. */
+      guint64 seq = request->last_n ^ request->since.seq;
+      g_autoptr(GBytes) reply = pubsub_frame_new_subscribe_ack (request, EPOCH, seq, recovered);
+      PubsubJsonMember members[16];
+      guint n_members;
+
+      check_reply (reply, "ack", request, request->topic);
+      n_members = reply_members (reply, members);
+      assert_string_member (members, n_members, "epoch", EPOCH);
+      assert_number_member (members, n_members, "seq", seq);
+      assert_flag_member (members, n_members, "recovered", request->has_since, recovered);
+    }
+}
+
+static void
+check_publish_acks (const PubsubRequest *request,
+                    guint64              seq)
+{
+  for (guint duplicate = 0; duplicate < 2; duplicate++)
+    {
+      g_autoptr(GBytes) reply = pubsub_frame_new_publish_ack (request, seq, duplicate);
+      PubsubJsonMember members[16];
+      guint n_members;
+
+      check_reply (reply, "ack", request, request->topic);
+      n_members = reply_members (reply, members);
+      assert_number_member (members, n_members, "seq", seq);
+      assert_flag_member (members, n_members, "duplicate", duplicate, TRUE);
+    }
 }
 
 static void
@@ -471,9 +576,21 @@ check_parsed_request (const PubsubRequest *request,
       g_assert_nonnull (request->client_id);
       g_assert_cmpuint (strlen (request->client_id), >, 0);
       g_assert_true (g_utf8_validate (request->client_id, -1, NULL));
-      if (request->type == PUBSUB_REQUEST_UNSUBSCRIBE)
-        g_assert_cmpuint (request->last_n, ==, 0);
       g_assert_null (request->payload);
+      /* since's epoch is one of a topic, or "" to match none. */
+      g_assert_true (request->since.epoch[0] == '\0' || is_epoch_text (request->since.epoch));
+      if (!request->has_since)
+        {
+          g_assert_cmpuint (request->since.seq, ==, 0);
+          g_assert_cmpstr (request->since.epoch, ==, "");
+        }
+      if (request->type == PUBSUB_REQUEST_SUBSCRIBE)
+        {
+          check_subscribe_acks (request);
+          break;
+        }
+      g_assert_cmpuint (request->last_n, ==, 0);
+      g_assert_false (request->has_since);
       reply = pubsub_frame_new_ack (request, request->topic);
       check_reply (reply, "ack", request, request->topic);
       break;
@@ -482,6 +599,8 @@ check_parsed_request (const PubsubRequest *request,
       {
         PubsubJsonValue payload = { kind_of (request->payload[0]), request->payload,
                                     request->payload_len };
+        /* Any seq: from the payload, so the fuzzer reaches every length. */
+        guint64 seq = G_MAXUINT64 / (request->payload_len + 1);
 
         g_assert_true (pubsub_topic_name_is_valid (request->topic, strlen (request->topic)));
         g_assert_null (request->client_id);
@@ -491,9 +610,8 @@ check_parsed_request (const PubsubRequest *request,
                                              &payload, NULL));
         g_assert_true (payload.text == request->payload);
         g_assert_cmpuint (payload.len, ==, request->payload_len);
-        reply = pubsub_frame_new_ack (request, request->topic);
-        check_reply (reply, "ack", request, request->topic);
-        check_event_frame (request);
+        check_publish_acks (request, seq);
+        check_event_frame (request, seq);
       }
       break;
 
