@@ -235,9 +235,12 @@ apply_file (PubsubConfig  *config,
     {
       if (!g_str_equal (groups[i], CONFIG_GROUP))
         {
+          /* GKeyFile takes names that are not UTF-8; messages must be. */
+          g_autofree char *shown = g_utf8_make_valid (groups[i], -1);
+
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                        _("config file %s: unknown group [%s] (only [%s] is read)"),
-                       path, groups[i], CONFIG_GROUP);
+                       path, shown, CONFIG_GROUP);
           return FALSE;
         }
     }
@@ -249,18 +252,24 @@ apply_file (PubsubConfig  *config,
   for (gsize i = 0; names[i] != NULL; i++)
     {
       const PubsubSetting *setting = pubsub_setting_lookup (names[i]);
+      g_autoptr(GError) local_error = NULL;
       g_autofree char *value = NULL;
 
       if (setting == NULL)
         {
+          g_autofree char *shown = g_utf8_make_valid (names[i], -1);
+
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       _("config file %s: unknown key “%s”"), path, names[i]);
+                       _("config file %s: unknown key “%s”"), path, shown);
           return FALSE;
         }
-      value = g_key_file_get_string (file, CONFIG_GROUP, names[i], error);
-      if (value == NULL)
+      /* A bad escape (\q, a trailing \) gives a value AND an error: the
+       * error is what counts. */
+      value = g_key_file_get_string (file, CONFIG_GROUP, names[i], &local_error);
+      if (local_error != NULL)
         {
-          g_prefix_error (error, _("config file %s: key %s: "), path, names[i]);
+          g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                      _("config file %s: key %s: "), path, names[i]);
           return FALSE;
         }
       if (!apply_value (config, setting, g_strstrip (value), source, error))
