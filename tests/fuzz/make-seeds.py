@@ -229,7 +229,53 @@ def rest_seeds():
         write("rest", name, text)
 
 
+# ---- config ---------------------------------------------------------------
+
+def config_seeds():
+    files = {
+        "full": "# every key\n[pubsub]\nlisten=127.0.0.1:8080\napi-key=S3CRET-KEY_42\n"
+                "queue-size=100\nhistory-size=0\nheartbeat-interval=86400\n"
+                "max-message-bytes=64\nmax-connections=1000000\nmax-topics=10000000\n"
+                "shutdown-grace=3600\nbus=none\n",
+        "empty": "",
+        "comments-only": "# nothing\n\n; nor here\n",
+        "group-only": "[pubsub]\n",
+        "unknown-group": "[pubsub]\nbus=system\n[other]\nx=1\n",
+        "unknown-key": "[pubsub]\nqueue_size=5\n",
+        "locale-key": "[pubsub]\napi-key[de]=geheim\n",
+        "key-before-group": "listen=:0\n[pubsub]\n",
+        "duplicate-key": "[pubsub]\nqueue-size=1\nqueue-size=2\n",
+        "duplicate-group": "[pubsub]\nqueue-size=1\n[pubsub]\nhistory-size=2\n",
+        "spaces": "[pubsub]\n  queue-size  =  7  \nbus = session \n",
+        "escapes": "[pubsub]\napi-key=a\\sb\\tc\\nd\\\\e\\;\n",
+        "bad-escape": "[pubsub]\napi-key=a\\q\n",
+        "api-key-empty": "[pubsub]\napi-key=\n",
+        "listen-v6": "[pubsub]\nlisten=[::1]:0\n",
+        "listen-all": "[pubsub]\nlisten=:65535\n",
+        "listen-localhost": "[pubsub]\nlisten=localhost:80\n",
+        "listen-hostname": "[pubsub]\nlisten=example.org:80\n",
+        "listen-port-big": "[pubsub]\nlisten=127.0.0.1:65536\n",
+        "listen-no-port": "[pubsub]\nlisten=127.0.0.1\n",
+        "listen-bracket": "[pubsub]\nlisten=[::1\n",
+        "number-too-big": "[pubsub]\nmax-message-bytes=67108865\n",
+        "number-too-small": "[pubsub]\nqueue-size=0\n",
+        "number-sign": "[pubsub]\nqueue-size=+5\n",
+        "number-huge": "[pubsub]\nmax-topics=99999999999999999999999\n",
+        "number-hex": "[pubsub]\nshutdown-grace=0x10\n",
+        "bus-bad": "[pubsub]\nbus=Session\n",
+        "not-utf8-value": b"[pubsub]\napi-key=\xff\xfe\n",
+        "not-utf8-key": b"[pubsub]\nk\xffey=1\n",
+        "not-utf8-group": b"[pub\xffsub]\n",
+        "no-equals": "[pubsub]\nqueue-size\n",
+        "crlf": "[pubsub]\r\nqueue-size=3\r\n",
+        "nul-byte": b"[pubsub]\nqueue-size=3\0\n",
+    }
+    for name, text in files.items():
+        write("config", name, text)
+
+
 if __name__ == "__main__":
     ws_seeds()
     protocol_seeds()
     rest_seeds()
+    config_seeds()
