@@ -87,6 +87,8 @@ static const BadCase bad_cases[] = {
     { "unknown key", "k\xef\xbf\xbd" "ey" } },
   { "file/group-not-utf8", "[pub\xff" "sub]\n", {}, {},
     { "unknown group", "pub\xef\xbf\xbd" "sub" } },
+  /* GKeyFile's own message quotes the bad line as it is. */
+  { "file/syntax-not-utf8", "[p\xff\x06u]\nlisten=[::1]:0\n", {}, {}, { "bad.conf" } },
   /* the default file */
   { "xdg/not-a-number", "[pubsub]\nqueue-size=lots\n", {}, {}, { "queue-size", "pubsub.conf" },
     TRUE },

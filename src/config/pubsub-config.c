@@ -214,6 +214,20 @@ apply_value (PubsubConfig         *config,
     }
 }
 
+/* GKeyFile's messages may quote the file's bytes as they are (a bad group
+ * name, say), but a GError's message is UTF-8: @key_file_error's message,
+ * made valid, after @prefix. Takes @key_file_error. */
+static void
+propagate_key_file_error (GError     **error,
+                          GError      *key_file_error,
+                          const char  *prefix)
+{
+  g_autofree char *message = g_utf8_make_valid (key_file_error->message, -1);
+
+  g_set_error (error, key_file_error->domain, key_file_error->code, "%s%s", prefix, message);
+  g_error_free (key_file_error);
+}
+
 static gboolean
 apply_file (PubsubConfig  *config,
             const char    *path,
@@ -223,10 +237,13 @@ apply_file (PubsubConfig  *config,
   g_auto(GStrv) groups = NULL;
   g_auto(GStrv) names = NULL;
   g_autofree char *source = NULL;
+  g_autoptr(GError) load_error = NULL;
 
-  if (!g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, error))
+  if (!g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, &load_error))
     {
-      g_prefix_error (error, _("cannot read config file %s: "), path);
+      g_autofree char *prefix = g_strdup_printf (_("cannot read config file %s: "), path);
+
+      propagate_key_file_error (error, g_steal_pointer (&load_error), prefix);
       return FALSE;
     }
 
@@ -268,8 +285,10 @@ apply_file (PubsubConfig  *config,
       value = g_key_file_get_string (file, CONFIG_GROUP, names[i], &local_error);
       if (local_error != NULL)
         {
-          g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
-                                      _("config file %s: key %s: "), path, names[i]);
+          g_autofree char *prefix = g_strdup_printf (_("config file %s: key %s: "),
+                                                     path, names[i]);
+
+          propagate_key_file_error (error, g_steal_pointer (&local_error), prefix);
           return FALSE;
         }
       if (!apply_value (config, setting, g_strstrip (value), source, error))
