@@ -25,6 +25,16 @@
 
 #include <string.h>
 
+#if defined(__has_feature)
+# if __has_feature(address_sanitizer)
+#  include <sanitizer/asan_interface.h>
+# endif
+#endif
+#ifndef ASAN_POISON_MEMORY_REGION
+# define ASAN_POISON_MEMORY_REGION(addr, size) ((void) (addr), (void) (size))
+# define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void) (addr), (void) (size))
+#endif
+
 #include "fuzz-common.h"
 #include "pubsub-ws-frame.h"
 
@@ -43,6 +53,53 @@ typedef struct {
   GBytes        *payload;
 } Event;
 
+/* The bytes received and not yet used: grown by doubling, like the
+ * connection's buffer, so that tiny reads cost no copy of what is carried
+ * over; its spare room is poisoned for AddressSanitizer, so that a read
+ * past the bytes received is an error all the same. */
+typedef struct {
+  guint8 *data;
+  gsize   len;
+  gsize   capacity;
+} Buffer;
+
+static void
+buffer_append (Buffer       *buffer,
+               const guint8 *bytes,
+               gsize         len)
+{
+  if (buffer->len + len > buffer->capacity)
+    {
+      gsize capacity = MAX (buffer->capacity * 2, buffer->len + len);
+
+      ASAN_UNPOISON_MEMORY_REGION (buffer->data, buffer->capacity);
+      buffer->data = g_realloc (buffer->data, capacity);
+      buffer->capacity = capacity;
+    }
+  ASAN_UNPOISON_MEMORY_REGION (buffer->data + buffer->len, len);
+  memcpy (buffer->data + buffer->len, bytes, len);
+  buffer->len += len;
+  ASAN_POISON_MEMORY_REGION (buffer->data + buffer->len, buffer->capacity - buffer->len);
+}
+
+/* Drops the first @used bytes. */
+static void
+buffer_consume (Buffer *buffer,
+                gsize   used)
+{
+  memmove (buffer->data, buffer->data + used, buffer->len - used);
+  buffer->len -= used;
+  ASAN_POISON_MEMORY_REGION (buffer->data + buffer->len, buffer->capacity - buffer->len);
+}
+
+static void
+buffer_clear (Buffer *buffer)
+{
+  ASAN_UNPOISON_MEMORY_REGION (buffer->data, buffer->capacity);
+  g_clear_pointer (&buffer->data, g_free);
+  buffer->len = buffer->capacity = 0;
+}
+
 static void
 event_clear (gpointer data)
 {
@@ -57,7 +114,7 @@ typedef struct {
   gsize           max_message;
   const guint8   *stream;       /* the original (masked) bytes */
   gsize           stream_len;
-  GByteArray     *partial;      /* an incomplete frame carried over */
+  Buffer          received;     /* an incomplete frame carried over, then a read */
   guint64         skip;
   gboolean        discard;
   gboolean        reading;
@@ -89,7 +146,7 @@ static void
 reader_clear (Reader *reader)
 {
   pubsub_ws_parser_clear (&reader->parser);
-  g_clear_pointer (&reader->partial, g_byte_array_unref);
+  buffer_clear (&reader->received);
   g_clear_pointer (&reader->events, g_array_unref);
   g_clear_pointer (&reader->message, g_byte_array_unref);
 }
@@ -344,8 +401,8 @@ check_against_original (Reader        *reader,
         }
       if (event == PUBSUB_WS_CONTINUE)
         return;
-      g_assert_cmpuint (reader->message_opcode, ==, event == PUBSUB_WS_TEXT ? PUBSUB_WS_OPCODE_TEXT
-                                                                             : PUBSUB_WS_OPCODE_BINARY);
+      g_assert_cmpuint (reader->message_opcode, ==,
+                        event == PUBSUB_WS_TEXT ? PUBSUB_WS_OPCODE_TEXT : PUBSUB_WS_OPCODE_BINARY);
       assert_payload (parser, reader->message->data, reader->message->len);
       g_clear_pointer (&reader->message, g_byte_array_unref);
       return;
@@ -426,39 +483,29 @@ process_frames (Reader *reader,
   return offset;
 }
 
-/* read_once() of the connection, for the @len bytes at @stream_offset. The
- * bytes are copied to a buffer of exactly their size, so that any read past
- * what was received is an error for AddressSanitizer. */
+/* read_once() of the connection, for the @len bytes at @stream_offset:
+ * behind what was carried over, the new bytes, then the frames they
+ * complete; what is left is carried over to the next read. */
 static void
 read_once (Reader *reader,
            gsize   stream_offset,
            gsize   len)
 {
-  gsize carried = reader->partial != NULL ? reader->partial->len : 0;
-  gsize have = carried + len;
-  g_autofree guint8 *buffer = g_malloc (have);
+  Buffer *received = &reader->received;
+  gsize carried = received->len;
   gsize used;
 
-  if (carried > 0)
-    memcpy (buffer, reader->partial->data, carried);
-  memcpy (buffer + carried, reader->stream + stream_offset, len);
-  used = process_frames (reader, buffer, have, stream_offset - carried);
-  g_assert_cmpuint (used, <=, have);
-  if (!reader->reading)
-    return;
-
-  g_clear_pointer (&reader->partial, g_byte_array_unref);
-  if (used < have)
-    {
-      reader->partial = g_byte_array_sized_new ((guint) (have - used));
-      g_byte_array_append (reader->partial, buffer + used, (guint) (have - used));
-    }
+  buffer_append (received, reader->stream + stream_offset, len);
+  used = process_frames (reader, received->data, received->len, stream_offset - carried);
+  g_assert_cmpuint (used, <=, received->len);
+  if (reader->reading)
+    buffer_consume (received, used);
 }
 
 static gsize
 reader_unread (const Reader *reader)
 {
-  return reader->partial != NULL ? reader->partial->len : 0;
+  return reader->received.len;
 }
 
 static void
