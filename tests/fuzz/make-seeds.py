@@ -2,9 +2,9 @@
 # make-seeds.py: writes the seed corpus of the fuzz harnesses, tests/fuzz/corpus/
 #
 # The seeds are committed; this script says what each one is and makes them
-# again (./make-seeds.py from tests/fuzz/). Inputs added by libFuzzer
-# (-merge=1, hex names) and regression inputs (regress-*) are not made
-# here and are left alone.
+# again (./make-seeds.py from tests/fuzz/). Inputs picked from a fuzzing
+# run's corpus (fuzzed-*) and inputs that once crashed a harness
+# (regress-*) are not made here and are left alone.
 #
 # SPDX-License-Identifier: MIT
 
