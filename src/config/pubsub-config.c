@@ -228,24 +228,33 @@ propagate_key_file_error (GError     **error,
   g_error_free (key_file_error);
 }
 
+/* After loading the config file @path, from the file or as text: FALSE,
+ * with the message of a file that cannot be read, if @load_error (taken)
+ * is set. */
 static gboolean
-apply_file (PubsubConfig  *config,
-            const char    *path,
-            GError       **error)
+check_loaded (GError     **error,
+              GError      *load_error,
+              const char  *path)
 {
-  g_autoptr(GKeyFile) file = g_key_file_new ();
+  g_autofree char *prefix = NULL;
+
+  if (load_error == NULL)
+    return TRUE;
+  prefix = g_strdup_printf (_("cannot read config file %s: "), path);
+  propagate_key_file_error (error, load_error, prefix);
+  return FALSE;
+}
+
+/* The [pubsub] group of a config file (@path, for messages) into @config. */
+static gboolean
+apply_key_file (PubsubConfig  *config,
+                GKeyFile      *file,
+                const char    *path,
+                GError       **error)
+{
   g_auto(GStrv) groups = NULL;
   g_auto(GStrv) names = NULL;
   g_autofree char *source = NULL;
-  g_autoptr(GError) load_error = NULL;
-
-  if (!g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, &load_error))
-    {
-      g_autofree char *prefix = g_strdup_printf (_("cannot read config file %s: "), path);
-
-      propagate_key_file_error (error, g_steal_pointer (&load_error), prefix);
-      return FALSE;
-    }
 
   groups = g_key_file_get_groups (file, NULL);
   for (gsize i = 0; groups[i] != NULL; i++)
@@ -295,6 +304,46 @@ apply_file (PubsubConfig  *config,
         return FALSE;
     }
   return TRUE;
+}
+
+static gboolean
+apply_file (PubsubConfig  *config,
+            const char    *path,
+            GError       **error)
+{
+  g_autoptr(GKeyFile) file = g_key_file_new ();
+  GError *load_error = NULL;
+
+  g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, &load_error);
+  return check_loaded (error, load_error, path) && apply_key_file (config, file, path, error);
+}
+
+/**
+ * pubsub_config_apply_file_data:
+ * @config: the settings so far
+ * @data: the text of a config file, not necessarily NUL-terminated
+ * @len: its length in bytes
+ * @path: the file's name, for messages
+ * @error: a message naming the bad key, as for a file
+ *
+ * Applies a config file's text as pubsub_config_load() applies the file it
+ * reads: the same syntax, checks and messages, without a file (for tests
+ * and fuzzing).
+ */
+gboolean
+pubsub_config_apply_file_data (PubsubConfig  *config,
+                               const char    *data,
+                               gsize          len,
+                               const char    *path,
+                               GError       **error)
+{
+  g_autoptr(GKeyFile) file = g_key_file_new ();
+  GError *load_error = NULL;
+
+  g_return_val_if_fail (data != NULL || len == 0, FALSE);
+
+  g_key_file_load_from_data (file, data != NULL ? data : "", len, G_KEY_FILE_NONE, &load_error);
+  return check_loaded (error, load_error, path) && apply_key_file (config, file, path, error);
 }
 
 static gboolean
