@@ -237,6 +237,7 @@ static const FileCase file_cases[] = {
   { "comments", "# c\n[pubsub]\n; c\nqueue-size = 9 \n", 0 },
   { "bad-value", "[pubsub]\nqueue-size=0\n", 0 },
   { "bad-escape", "[pubsub]\napi-key=a\\qb\n", 0 },
+  { "bad-escape-then-backslash", "[pubsub]\napi-key=a\\q\\\n", 0 },
   { "unknown-key", "[pubsub]\nfrobnicate=1\n", 0 },
   { "unknown-group", "[other]\n", 0 },
   { "not-utf8-group", "[p\xff\x06u]\n", 0 },

@@ -228,6 +228,19 @@ propagate_key_file_error (GError     **error,
   g_error_free (key_file_error);
 }
 
+/* Whether a raw key-file value ends in an escape character with nothing to
+ * escape: an odd run of backslashes at its end. */
+static gboolean
+ends_in_lone_backslash (const char *raw)
+{
+  const char *end = raw + strlen (raw);
+  const char *p = end;
+
+  while (p > raw && p[-1] == '\\')
+    p--;
+  return (end - p) % 2 == 1;
+}
+
 /* After loading the config file @path, from the file or as text: FALSE,
  * with the message of a file that cannot be read, if @load_error (taken)
  * is set. */
@@ -289,8 +302,20 @@ apply_key_file (PubsubConfig  *config,
                        _("config file %s: unknown key “%s”"), path, shown);
           return FALSE;
         }
-      /* A bad escape (\q, a trailing \) gives a value AND an error: the
-       * error is what counts. */
+      /* GLib 2.74 sets its error twice, with a warning about our code,
+       * when a value has both a bad escape and a lone backslash at its end:
+       * refuse the second before it looks. */
+      value = g_key_file_get_value (file, CONFIG_GROUP, names[i], NULL);
+      if (value != NULL && ends_in_lone_backslash (value))
+        {
+          g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                       _("config file %s: key %s: the value ends with an escape "
+                         "character (\\)"), path, names[i]);
+          return FALSE;
+        }
+      g_clear_pointer (&value, g_free);
+      /* A bad escape (\q) gives a value AND an error: the error is what
+       * counts. */
       value = g_key_file_get_string (file, CONFIG_GROUP, names[i], &local_error);
       if (local_error != NULL)
         {
