@@ -8,6 +8,7 @@
 #include <glib.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 G_BEGIN_DECLS
 
@@ -17,7 +18,22 @@ int LLVMFuzzerTestOneInput (const uint8_t *data,
                             size_t         size);
 
 /* A critical or a warning from GLib or from the code under test is a bug the
- * fuzzer must report, as G_DEBUG=fatal-criticals does in the test suite. */
+ * fuzzer must report, as G_DEBUG=fatal-criticals does in the test suite.
+ * GLib's own fatal messages end in a breakpoint (SIGTRAP), which libFuzzer
+ * does not catch: abort() instead, so that the input is saved. */
+static inline GLogWriterOutput
+fuzz_log_writer (GLogLevelFlags   log_level,
+                 const GLogField *fields,
+                 gsize            n_fields,
+                 gpointer         user_data)
+{
+  GLogWriterOutput written = g_log_writer_default (log_level, fields, n_fields, user_data);
+
+  if (log_level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
+    abort ();
+  return written;
+}
+
 static inline void
 fuzz_setup_once (void)
 {
@@ -25,7 +41,7 @@ fuzz_setup_once (void)
 
   if (G_LIKELY (done))
     return;
-  g_log_set_always_fatal (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
+  g_log_set_writer_func (fuzz_log_writer, NULL, NULL);
   done = TRUE;
 }
 
