@@ -77,6 +77,20 @@ static const BadCase bad_cases[] = {
   { "file/bus-case", "[pubsub]\nbus=Session\n", {}, {}, { "bus" } },
   { "file/empty-api-key", "[pubsub]\napi-key=\n", {}, {}, { "api-key" } },
   { "file/syntax", "this is not a key file\n", {}, {}, { "bad.conf" } },
+  /* GKeyFile returns these values with an error; they were taken as they
+   * came (a\qb and 5) until tests/fuzz/fuzz-config found it. */
+  { "file/bad-escape", "[pubsub]\napi-key=a\\qb\n", {}, {}, { "api-key" } },
+  { "file/trailing-backslash", "[pubsub]\nqueue-size=5\\\n", {}, {}, { "queue-size" } },
+  /* GLib 2.74 sets its error twice (and warns) for both at once. */
+  { "file/bad-escape-then-backslash", "[pubsub]\napi-key=a\\q\\\n", {}, {}, { "api-key" } },
+  /* GKeyFile takes names that are not UTF-8; the message shows them made
+   * valid (found by tests/fuzz/fuzz-config). */
+  { "file/key-not-utf8", "[pubsub]\nk\xff" "ey=1\n", {}, {},
+    { "unknown key", "k\xef\xbf\xbd" "ey" } },
+  { "file/group-not-utf8", "[pub\xff" "sub]\n", {}, {},
+    { "unknown group", "pub\xef\xbf\xbd" "sub" } },
+  /* GKeyFile's own message quotes the bad line as it is. */
+  { "file/syntax-not-utf8", "[p\xff\x06u]\nlisten=[::1]:0\n", {}, {}, { "bad.conf" } },
   /* the default file */
   { "xdg/not-a-number", "[pubsub]\nqueue-size=lots\n", {}, {}, { "queue-size", "pubsub.conf" },
     TRUE },
@@ -162,6 +176,11 @@ test_bad_value (gconstpointer data)
   g_test_message ("exit %d, stderr: %s", status, err);
   g_assert_cmpint (status, ==, 2);
   g_assert_null (strstr (err, "Listening on"));
+  /* Messages are UTF-8 whatever the input was (GError's rule), and a bad
+   * configuration is the user's mistake, not a warning about our code. */
+  g_assert_true (g_utf8_validate (err, -1, NULL));
+  g_assert_null (strstr (err, "-WARNING **"));
+  g_assert_null (strstr (err, "-CRITICAL **"));
   for (gsize i = 0; i < G_N_ELEMENTS (row->expect) && row->expect[i] != NULL; i++)
     if (strstr (err, row->expect[i]) == NULL)
       g_test_fail_printf ("stderr does not name \"%s\": %s", row->expect[i], err);

@@ -6,7 +6,9 @@
  * - the defaults and variables are those of SPEC §1 (and no others);
  * - pubsub_config_new () and the GObject properties of the broker, topic and
  *   subscriber take their defaults and ranges from the table;
- * - the --help text of a setting states its default.
+ * - the --help text of a setting states its default;
+ * - a config file's text, applied from memory, gives what the file gives
+ *   when pubsubd reads it (the fuzzing harness relies on that).
  *
  * SPDX-License-Identifier: MIT
  */
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include <glib-object.h>
+#include <glib/gstdio.h>
 
 #include "pubsub-broker.h"
 #include "pubsub-config.h"
@@ -221,6 +224,91 @@ test_help (void)
     }
 }
 
+/* ---- config files from memory ------------------------------------------ */
+
+typedef struct {
+  const char *name;
+  const char *text;
+  gsize       len;   /* 0: strlen */
+} FileCase;
+
+static const FileCase file_cases[] = {
+  { "empty", "", 0 },
+  { "all", "[pubsub]\nlisten=[::1]:0\napi-key=k\\sey\nqueue-size=7\nhistory-size=0\n"
+           "heartbeat-interval=1\nmax-message-bytes=64\nmax-connections=3\nmax-topics=4\n"
+           "shutdown-grace=5\nbus=none\n", 0 },
+  { "comments", "# c\n[pubsub]\n; c\nqueue-size = 9 \n", 0 },
+  { "bad-value", "[pubsub]\nqueue-size=0\n", 0 },
+  { "bad-escape", "[pubsub]\napi-key=a\\qb\n", 0 },
+  { "bad-escape-then-backslash", "[pubsub]\napi-key=a\\q\\\n", 0 },
+  { "unknown-key", "[pubsub]\nfrobnicate=1\n", 0 },
+  { "unknown-group", "[other]\n", 0 },
+  { "not-utf8-group", "[p\xff\x06u]\n", 0 },
+  { "syntax", "not a key file\n", 0 },
+  { "nul-byte", "[pubsub]\nqueue-size=3\0\n", 17 },
+};
+
+static void
+assert_same_config (const PubsubConfig *a,
+                    const PubsubConfig *b)
+{
+  g_assert_cmpstr (a->listen, ==, b->listen);
+  g_assert_cmpstr (a->api_key, ==, b->api_key);
+  g_assert_cmpuint (a->queue_size, ==, b->queue_size);
+  g_assert_cmpuint (a->history_size, ==, b->history_size);
+  g_assert_cmpuint (a->heartbeat_interval, ==, b->heartbeat_interval);
+  g_assert_cmpuint (a->max_message_bytes, ==, b->max_message_bytes);
+  g_assert_cmpuint (a->max_connections, ==, b->max_connections);
+  g_assert_cmpuint (a->max_topics, ==, b->max_topics);
+  g_assert_cmpuint (a->shutdown_grace, ==, b->shutdown_grace);
+  g_assert_cmpint (a->bus, ==, b->bus);
+}
+
+static void
+test_file_data (gconstpointer data)
+{
+  const FileCase *row = data;
+  gsize len = row->len > 0 ? row->len : strlen (row->text);
+  g_autofree char *path = g_build_filename (g_get_user_config_dir (), "from-data.conf", NULL);
+  g_autoptr(PubsubConfig) from_file = pubsub_config_new ();
+  g_autoptr(PubsubConfig) from_data = pubsub_config_new ();
+  g_autoptr(GError) file_error = NULL;
+  g_autoptr(GError) data_error = NULL;
+  g_auto(GStrv) args = NULL;
+  g_autofree char **argv = NULL;
+  int argc = 3;
+  gboolean version;
+  gboolean file_ok;
+  gboolean data_ok;
+
+  /* The environment would be layered over the file. */
+  for (gsize i = 0; i < PUBSUB_N_SETTINGS; i++)
+    {
+      const PubsubSetting *setting = pubsub_setting_get (i);
+      g_autofree char *variable = pubsub_setting_dup_env_name (setting);
+
+      g_unsetenv (variable);
+      if (setting->env_alias != NULL)
+        g_unsetenv (setting->env_alias);
+    }
+  g_assert_cmpint (g_mkdir_with_parents (g_get_user_config_dir (), 0700), ==, 0);
+  g_assert_true (g_file_set_contents (path, row->text, (gssize) len, NULL));
+  args = g_strdupv ((char *[]) { (char *) "pubsubd", (char *) "--config", path, NULL });
+  argv = g_memdup2 (args, sizeof args[0] * 4);
+  file_ok = pubsub_config_load (from_file, &argc, &argv, &version, &file_error);
+  data_ok = pubsub_config_apply_file_data (from_data, row->text, len, path, &data_error);
+
+  g_assert_cmpint (data_ok, ==, file_ok);
+  if (!file_ok)
+    {
+      g_assert_nonnull (data_error);
+      g_assert_cmpstr (data_error->message, ==, file_error->message);
+      g_assert_true (g_utf8_validate (data_error->message, -1, NULL));
+    }
+  assert_same_config (from_data, from_file);
+  g_unlink (path);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -232,6 +320,12 @@ main (int    argc,
   g_test_add_func ("/settings/config-defaults", test_config_defaults);
   g_test_add_func ("/settings/property-defaults", test_property_defaults);
   g_test_add_func ("/settings/help", test_help);
+  for (gsize i = 0; i < G_N_ELEMENTS (file_cases); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/settings/file-data/%s", file_cases[i].name);
+
+      g_test_add_data_func (path, &file_cases[i], test_file_data);
+    }
 
   return g_test_run ();
 }

@@ -126,6 +126,43 @@ test_several_frames (Fixture       *f,
   g_assert_cmpuint (offset, ==, all->len);
 }
 
+/* U+0000 is valid UTF-8 (RFC 3629), so a text message or a close reason
+ * may hold NUL bytes, wherever they are. g_utf8_validate() refuses them:
+ * only those past the last whole 8-byte ASCII word were refused (1007),
+ * found by tests/fuzz/fuzz-ws-frame. */
+static void
+test_nul_is_utf8 (Fixture       *f,
+                  gconstpointer  data)
+{
+  static const struct { const char *text; gsize len; } texts[] = {
+    { "\0", 1 },
+    { "abcdefgh\0", 9 },
+    { "\0bcdefghi", 9 },
+    { "abcdefg\0" "abcdefgh\0\0", 18 },
+    { "caf\xc3\xa9\0\xe6\x97\xa5\0", 10 },
+  };
+  g_autoptr(GByteArray) truncated = pubsub_test_ws_client_frame (0x81, "\xc3\0", 2, mask_key);
+  g_autoptr(GByteArray) close = pubsub_test_ws_client_frame (0x88, "\x03\xe8" "a\0b", 5, mask_key);
+  gsize consumed;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      g_autoptr(GByteArray) frame = pubsub_test_ws_client_frame (0x81, texts[i].text,
+                                                                 texts[i].len, mask_key);
+
+      g_assert_cmpint (parse (f, frame, &consumed), ==, PUBSUB_WS_TEXT);
+      g_assert_cmpmem (f->parser.payload, f->parser.payload_len, texts[i].text, texts[i].len);
+    }
+
+  /* A NUL does not complete a character it interrupts. */
+  g_assert_cmpint (parse (f, truncated, &consumed), ==, PUBSUB_WS_FAIL);
+  g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_BAD_DATA);
+
+  g_assert_cmpint (parse (f, close, &consumed), ==, PUBSUB_WS_CLOSE);
+  g_assert_cmpuint (f->parser.close_code, ==, 1000);
+  g_assert_cmpmem (f->parser.payload, f->parser.payload_len, "a\0b", 3);
+}
+
 static void
 test_control_frames (Fixture       *f,
                      gconstpointer  data)
@@ -236,6 +273,32 @@ test_fragments (Fixture       *f,
   assert_payload (f, "after");
 }
 
+/* A message of empty fragments is an empty message, with a real pointer:
+ * the reassembly buffer has none of its own then, and NULL + 0 is
+ * undefined in C (found by tests/fuzz/fuzz-ws-frame under UBSan). */
+static void
+test_fragments_empty (Fixture       *f,
+                      gconstpointer  data)
+{
+  const guint8 first_bytes[] = { 0x01, 0x02 };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (first_bytes); i++)
+    {
+      g_autoptr(GByteArray) first = pubsub_test_ws_client_frame (first_bytes[i], "", 0, mask_key);
+      g_autoptr(GByteArray) middle = pubsub_test_ws_client_frame (0x00, "", 0, mask_key);
+      g_autoptr(GByteArray) last = pubsub_test_ws_client_frame (0x80, "", 0, mask_key);
+      gsize consumed;
+
+      g_assert_cmpint (parse (f, first, &consumed), ==, PUBSUB_WS_CONTINUE);
+      g_assert_cmpint (parse (f, middle, &consumed), ==, PUBSUB_WS_CONTINUE);
+      g_assert_cmpint (parse (f, last, &consumed), ==,
+                       first_bytes[i] == 0x01 ? PUBSUB_WS_TEXT : PUBSUB_WS_BINARY);
+      g_assert_cmpuint (consumed, ==, last->len);
+      g_assert_nonnull (f->parser.payload);
+      g_assert_cmpuint (f->parser.payload_len, ==, 0);
+    }
+}
+
 static void
 test_fragments_interleaved_message (Fixture       *f,
                                     gconstpointer  data)
@@ -263,6 +326,42 @@ test_too_big_frame (Fixture       *f,
   g_assert_cmpuint (consumed, ==, 0);
   g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_TOO_BIG);
   g_assert_cmpuint (f->parser.skip, ==, frame->len);
+}
+
+/* RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+ * Such a length is a protocol error, not a frame to step over: its size
+ * plus the header would wrap around (found by tests/fuzz/fuzz-ws-frame). */
+static void
+test_length_msb (Fixture       *f,
+                 gconstpointer  data)
+{
+  static const guint8 msb_set[][14] = {
+    { 0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4 },
+    { 0x81, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4 },
+    { 0x82, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xF2, 1, 2, 3, 4 },
+    { 0x00, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0x10, 1, 2, 3, 4 },
+  };
+  guint8 largest[14] = { 0x81, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4 };
+  gsize consumed;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (msb_set); i++)
+    {
+      guint8 frame[14];
+
+      memcpy (frame, msb_set[i], sizeof frame);
+      g_assert_cmpint (pubsub_ws_parser_next (&f->parser, frame, sizeof frame, &consumed), ==,
+                       PUBSUB_WS_FAIL);
+      g_assert_cmpuint (consumed, ==, 0);
+      g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_PROTOCOL_ERROR);
+      g_assert_cmpuint (f->parser.skip, ==, 0);
+    }
+
+  /* The largest length allowed is too big, and stepped over whole. */
+  g_assert_cmpint (pubsub_ws_parser_next (&f->parser, largest, sizeof largest, &consumed), ==,
+                   PUBSUB_WS_FAIL);
+  g_assert_cmpuint (consumed, ==, 0);
+  g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_TOO_BIG);
+  g_assert_cmpuint (f->parser.skip, ==, G_GUINT64_CONSTANT (0x7FFFFFFFFFFFFFFF) + 14);
 }
 
 /* The reassembled size counts too: libsoup 3.2.3 had no such limit. */
@@ -293,12 +392,15 @@ main (int   argc,
   ADD ("/ws-parser/need-more", test_need_more);
   ADD ("/ws-parser/several-frames", test_several_frames);
   ADD ("/ws-parser/control-frames", test_control_frames);
+  ADD ("/ws-parser/nul-is-utf8", test_nul_is_utf8);
   ADD ("/ws-parser/control-too-long", test_control_too_long);
   ADD ("/ws-parser/close", test_close);
   ADD ("/ws-parser/fragments", test_fragments);
+  ADD ("/ws-parser/fragments-empty", test_fragments_empty);
   ADD ("/ws-parser/fragments-interleaved-message", test_fragments_interleaved_message);
   ADD ("/ws-parser/too-big/frame", test_too_big_frame);
   ADD ("/ws-parser/too-big/fragments", test_too_big_fragments);
+  ADD ("/ws-parser/length-msb", test_length_msb);
 #undef ADD
   for (gsize i = 0; i < G_N_ELEMENTS (fail_cases); i++)
     {

@@ -214,30 +214,72 @@ apply_value (PubsubConfig         *config,
     }
 }
 
-static gboolean
-apply_file (PubsubConfig  *config,
-            const char    *path,
-            GError       **error)
+/* GKeyFile's messages may quote the file's bytes as they are (a bad group
+ * name, say), but a GError's message is UTF-8: @key_file_error's message,
+ * made valid, after @prefix. Takes @key_file_error. */
+static void
+propagate_key_file_error (GError     **error,
+                          GError      *key_file_error,
+                          const char  *prefix)
 {
-  g_autoptr(GKeyFile) file = g_key_file_new ();
+  g_autofree char *message = g_utf8_make_valid (key_file_error->message, -1);
+
+  g_set_error (error, key_file_error->domain, key_file_error->code, "%s%s", prefix, message);
+  g_error_free (key_file_error);
+}
+
+/* Whether a raw key-file value ends in an escape character with nothing to
+ * escape: an odd run of backslashes at its end. */
+static gboolean
+ends_in_lone_backslash (const char *raw)
+{
+  const char *end = raw + strlen (raw);
+  const char *p = end;
+
+  while (p > raw && p[-1] == '\\')
+    p--;
+  return (end - p) % 2 == 1;
+}
+
+/* After loading the config file @path, from the file or as text: FALSE,
+ * with the message of a file that cannot be read, if @load_error (taken)
+ * is set. */
+static gboolean
+check_loaded (GError     **error,
+              GError      *load_error,
+              const char  *path)
+{
+  g_autofree char *prefix = NULL;
+
+  if (load_error == NULL)
+    return TRUE;
+  prefix = g_strdup_printf (_("cannot read config file %s: "), path);
+  propagate_key_file_error (error, load_error, prefix);
+  return FALSE;
+}
+
+/* The [pubsub] group of a config file (@path, for messages) into @config. */
+static gboolean
+apply_key_file (PubsubConfig  *config,
+                GKeyFile      *file,
+                const char    *path,
+                GError       **error)
+{
   g_auto(GStrv) groups = NULL;
   g_auto(GStrv) names = NULL;
   g_autofree char *source = NULL;
-
-  if (!g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, error))
-    {
-      g_prefix_error (error, _("cannot read config file %s: "), path);
-      return FALSE;
-    }
 
   groups = g_key_file_get_groups (file, NULL);
   for (gsize i = 0; groups[i] != NULL; i++)
     {
       if (!g_str_equal (groups[i], CONFIG_GROUP))
         {
+          /* GKeyFile takes names that are not UTF-8; messages must be. */
+          g_autofree char *shown = g_utf8_make_valid (groups[i], -1);
+
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                        _("config file %s: unknown group [%s] (only [%s] is read)"),
-                       path, groups[i], CONFIG_GROUP);
+                       path, shown, CONFIG_GROUP);
           return FALSE;
         }
     }
@@ -249,24 +291,84 @@ apply_file (PubsubConfig  *config,
   for (gsize i = 0; names[i] != NULL; i++)
     {
       const PubsubSetting *setting = pubsub_setting_lookup (names[i]);
+      g_autoptr(GError) local_error = NULL;
       g_autofree char *value = NULL;
 
       if (setting == NULL)
         {
+          g_autofree char *shown = g_utf8_make_valid (names[i], -1);
+
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       _("config file %s: unknown key “%s”"), path, names[i]);
+                       _("config file %s: unknown key “%s”"), path, shown);
           return FALSE;
         }
-      value = g_key_file_get_string (file, CONFIG_GROUP, names[i], error);
-      if (value == NULL)
+      /* GLib 2.74 sets its error twice, with a warning about our code,
+       * when a value has both a bad escape and a lone backslash at its end:
+       * refuse the second before it looks. */
+      value = g_key_file_get_value (file, CONFIG_GROUP, names[i], NULL);
+      if (value != NULL && ends_in_lone_backslash (value))
         {
-          g_prefix_error (error, _("config file %s: key %s: "), path, names[i]);
+          g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                       _("config file %s: key %s: the value ends with an escape "
+                         "character (\\)"), path, names[i]);
+          return FALSE;
+        }
+      g_clear_pointer (&value, g_free);
+      /* A bad escape (\q) gives a value AND an error: the error is what
+       * counts. */
+      value = g_key_file_get_string (file, CONFIG_GROUP, names[i], &local_error);
+      if (local_error != NULL)
+        {
+          g_autofree char *prefix = g_strdup_printf (_("config file %s: key %s: "),
+                                                     path, names[i]);
+
+          propagate_key_file_error (error, g_steal_pointer (&local_error), prefix);
           return FALSE;
         }
       if (!apply_value (config, setting, g_strstrip (value), source, error))
         return FALSE;
     }
   return TRUE;
+}
+
+static gboolean
+apply_file (PubsubConfig  *config,
+            const char    *path,
+            GError       **error)
+{
+  g_autoptr(GKeyFile) file = g_key_file_new ();
+  GError *load_error = NULL;
+
+  g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, &load_error);
+  return check_loaded (error, load_error, path) && apply_key_file (config, file, path, error);
+}
+
+/**
+ * pubsub_config_apply_file_data:
+ * @config: the settings so far
+ * @data: the text of a config file, not necessarily NUL-terminated
+ * @len: its length in bytes
+ * @path: the file's name, for messages
+ * @error: a message naming the bad key, as for a file
+ *
+ * Applies a config file's text as pubsub_config_load() applies the file it
+ * reads: the same syntax, checks and messages, without a file (for tests
+ * and fuzzing).
+ */
+gboolean
+pubsub_config_apply_file_data (PubsubConfig  *config,
+                               const char    *data,
+                               gsize          len,
+                               const char    *path,
+                               GError       **error)
+{
+  g_autoptr(GKeyFile) file = g_key_file_new ();
+  GError *load_error = NULL;
+
+  g_return_val_if_fail (data != NULL || len == 0, FALSE);
+
+  g_key_file_load_from_data (file, data != NULL ? data : "", len, G_KEY_FILE_NONE, &load_error);
+  return check_loaded (error, load_error, path) && apply_key_file (config, file, path, error);
 }
 
 static gboolean

@@ -23,6 +23,11 @@ gboolean      pubsub_config_load       (PubsubConfig  *config,
                                         char        ***argv,
                                         gboolean      *out_version,
                                         GError       **error) G_GNUC_WARN_UNUSED_RESULT;
+gboolean      pubsub_config_apply_file_data (PubsubConfig  *config,
+                                             const char    *data,
+                                             gsize          len,
+                                             const char    *path,
+                                             GError       **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean      pubsub_config_split_listen (const char  *listen,
                                           char       **out_host,
                                           guint16     *out_port,

@@ -12,9 +12,20 @@
 #include "pubsub-rest.h"
 #include "pubsub-topic.h"
 
+/* pubsub-http.c hands over the data of the body's GByteArray, which is
+ * NULL when the body is empty. The JSON reader computes text + len, which
+ * C does not define for NULL, even plus 0: read it as "". */
+static const char *
+body_text (const char *text)
+{
+  return text != NULL ? text : "";
+}
+
 /**
  * pubsub_rest_parse_topic_body:
- * @text: the body of a POST /topics, not necessarily NUL-terminated nor UTF-8
+ * @text: (nullable): the body of a POST /topics, not necessarily
+ *   NUL-terminated nor UTF-8; %NULL when @len is 0 (the data of an empty
+ *   #GByteArray)
  * @len: its length in bytes
  * @error: a %PUBSUB_ERROR_BAD_REQUEST saying what is wrong
  *
@@ -37,6 +48,9 @@ pubsub_rest_parse_topic_body (const char  *text,
   gsize decoded_len;
   guint n_members;
 
+  g_return_val_if_fail (text != NULL || len == 0, NULL);
+
+  text = body_text (text);
   if (!pubsub_json_validate (text, len, &root, error))
     {
       g_prefix_error (error, "request body is ");
@@ -81,7 +95,8 @@ bad_request (GError     **error,
 
 /**
  * pubsub_rest_parse_publish_body:
- * @text: the body of a POST /topics/{name}/messages, any bytes
+ * @text: (nullable): the body of a POST /topics/{name}/messages, any bytes;
+ *   %NULL when @len is 0
  * @len: its length
  * @out: (out caller-allocates): the message's id ("" to make one) and its
  *   payload's JSON text, forwarded unchanged
@@ -104,7 +119,10 @@ pubsub_rest_parse_publish_body (const char         *text,
   gsize decoded_len;
   guint n_members;
 
+  g_return_val_if_fail (text != NULL || len == 0, FALSE);
+
   memset (out, 0, sizeof *out);
+  text = body_text (text);
   if (!pubsub_json_validate (text, len, &root, error))
     {
       g_prefix_error (error, "request body is ");

@@ -44,11 +44,15 @@ fail (PubsubWsParser *parser,
   return PUBSUB_WS_FAIL;
 }
 
-/* Eight bytes at a time while they are ASCII, then GLib's full check. */
+/* Eight bytes at a time while they are ASCII, then GLib's full check.
+ * g_utf8_validate_len() stops at a NUL byte, but U+0000 is valid UTF-8
+ * (RFC 3629) like any other ASCII character: step over it and go on. */
 static gboolean
 utf8_is_valid (const guint8 *data,
                gsize         len)
 {
+  const char *end = (const char *) data + len;
+  const char *p;
   gsize i = 0;
 
   for (; i + 8 <= len; i += 8)
@@ -59,7 +63,14 @@ utf8_is_valid (const guint8 *data,
       if (word & G_GUINT64_CONSTANT (0x8080808080808080))
         break;
     }
-  return g_utf8_validate_len ((const char *) data + i, len - i, NULL);
+  p = (const char *) data + i;
+  while (!g_utf8_validate_len (p, (gsize) (end - p), &p))
+    {
+      if (*p != '\0')
+        return FALSE;
+      p++;
+    }
+  return TRUE;
 }
 
 static void
@@ -91,6 +102,12 @@ deliver_message (PubsubWsParser *parser,
                  const guint8   *payload,
                  gsize           len)
 {
+  static const guint8 nothing[1];
+
+  /* An empty reassembled message has no buffer (its GByteArray's data is
+   * NULL): hand out a real pointer, as for every other message. */
+  if (payload == NULL)
+    payload = nothing;
   if (opcode == PUBSUB_WS_OPCODE_TEXT && !utf8_is_valid (payload, len))
     return fail (parser, PUBSUB_WS_CLOSE_BAD_DATA, "text message is not valid UTF-8");
   parser->payload = payload;
@@ -209,6 +226,11 @@ pubsub_ws_parser_next (PubsubWsParser *parser,
     {
       if (len < 10)
         return PUBSUB_WS_NEED_MORE;
+      /* RFC 6455 §5.2. It also keeps header_len + payload_len, the size
+       * of a frame to step over, from wrapping around. */
+      if (data[2] & 0x80)
+        return fail (parser, PUBSUB_WS_CLOSE_PROTOCOL_ERROR,
+                     "the most significant bit of a 64-bit length must be 0");
       payload_len = 0;
       for (guint i = 0; i < 8; i++)
         payload_len = (payload_len << 8) | data[2 + i];
