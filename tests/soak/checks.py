@@ -99,6 +99,7 @@ class Checker:
         self.task = None
         self.done = False
         self.error = None         # what ended the reading, if not the close
+        self.events = 0
 
     def start(self):
         self.task = asyncio.create_task(self.run())
@@ -239,6 +240,7 @@ class Checker:
             soak.fail("unexpected event", f"{self.name}: event for {topic!r}, not subscribed")
             return
         stats["delivered"] += 1
+        self.events += 1
         seq = msg.get("seq")
         if msg.get("epoch") != sub.epoch:
             soak.fail("epoch", f"{self.name} {topic}: event epoch {msg.get('epoch')!r}, "

@@ -30,6 +30,8 @@ import tempfile
 import time
 import traceback
 
+# Its modules sit beside it; no __pycache__ in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from checks import (  # noqa: E402
@@ -537,7 +539,8 @@ class Soak:
         publisher = Checker(self, publisher_ws, "slow-publisher", "publisher").start()
         counts = collections.Counter()
         run = 0
-        while await self.sleep(rng.uniform(2, 6)):
+        # The first right away: the warm-up needs one (see phase()).
+        while run == 0 or await self.sleep(rng.uniform(2, 6)):
             run += 1
             base = await self.topic_subscribers(http, self.slow_topic)
             # A receive buffer of its own size, not one the kernel grows.
@@ -549,35 +552,38 @@ class Soak:
                 if text is None:
                     break
                 checker.handle(text)
-            # Stops reading. A burst until the server has cut it (its
-            # subscription is gone) or far more than any kernel buffers.
+            # Stops reading, but stays alive: a ping a second, as a client
+            # busy elsewhere would (a silent one is dropped 5 s after the
+            # cut, before it could read the close frame; that path is the
+            # half-open sockets'). Meanwhile a burst, until the server has cut
+            # it (its subscription is gone) or far more than kernel buffers.
+            cut = asyncio.Event()
+            keepalive = asyncio.create_task(self.slow_keepalive(ws))
+            watch = asyncio.create_task(self.watch_unsubscribed(http, base, cut))
             pad = "s" * 8000
             burst_start = time.monotonic()
             sent = 0
-            cut = False
-            while sent < 32 * 1024 * 1024:
+            while sent < 32 * 1024 * 1024 and not cut.is_set() and not publisher.done:
                 for _ in range(64):
                     counts[self.slow_topic] += 1
-                    publisher.publish(self.slow_topic, make_payload(rng, "slow", counts[self.slow_topic], pad),
+                    publisher.publish(self.slow_topic,
+                                      make_payload(rng, "slow", counts[self.slow_topic], pad),
                                       stable=True, message_id=new_uuid(rng))
                     sent += 8100
                 await publisher.settle(self.t(30))
-                if publisher.done:
-                    break
-                if await self.topic_subscribers(http, self.slow_topic) == base:
-                    cut = True
-                    break
-            if not cut:
+            try:
+                await asyncio.wait_for(cut.wait(), self.t(10))
+            except TimeoutError:
+                pass
+            keepalive.cancel()
+            watch.cancel()
+            if not cut.is_set():
                 self.fail("slow consumer", f"slow{run}: not cut after {sent >> 20} MiB published")
                 checker.cancel(True)
                 continue
             # Now reads what the server kept for it: events in order, the
-            # SLOW_CONSUMER error, the close frame 1008. The server keeps a
-            # silent client's TCP for 5 s after the cut; a client that wakes
-            # up says so first (a ping), as one answering pings would.
-            ws.send(OP_PING, b"awake")
+            # SLOW_CONSUMER error, the close frame 1008.
             checker.closing = True
-            delivered = self.stats["delivered"]
             cut_seen = time.monotonic()
             checker.start()
             try:
@@ -592,8 +598,7 @@ class Soak:
             else:
                 self.fail("slow consumer", f"slow{run}: ended with close {code} {reason!r}, "
                                            f"error frame {checker.slow_error}, eof {ws.eof}, "
-                                           f"error {checker.error!r}, "
-                                           f"{self.stats['delivered'] - delivered} events, "
+                                           f"error {checker.error!r}, {checker.events} events, "
                                            f"{time.monotonic() - cut_seen:.1f}s after the cut "
                                            f"was seen, {time.monotonic() - burst_start:.1f}s "
                                            f"after the burst started")
@@ -601,6 +606,21 @@ class Soak:
             self.stats["slow_bytes_published"] += sent
         await publisher.settle(self.t(30))
         await publisher.close(self.t(15))
+
+    @staticmethod
+    async def slow_keepalive(ws):
+        while True:
+            ws.send(OP_PING, b"busy")
+            await asyncio.sleep(1)
+
+    async def watch_unsubscribed(self, http, base, cut):
+        """Sets @cut once the slow topic is back to @base subscribers."""
+        while True:
+            count = await self.topic_subscribers(http, self.slow_topic)
+            if count is not None and count <= base:
+                cut.set()
+                return
+            await asyncio.sleep(0.1)
 
     # -- topics ----------------------------------------------------------
 
@@ -1132,7 +1152,7 @@ class Soak:
         await daemon.start(self.t(15))
         host, _, port = daemon.address.rpartition(":")
         self.host, self.port = host, int(port)
-        self.say(f"pubsubd pid {daemon.pid} on {daemon.address}: {daemon.command}")
+        self.say(f"seed {args.seed}; pubsubd pid {daemon.pid} on {daemon.address}: {daemon.command}")
         watcher = asyncio.create_task(self.watch_daemon())
 
         await asyncio.sleep(self.t(1))
@@ -1198,6 +1218,7 @@ class Soak:
         def spawn(task_name, coro):
             load.append(asyncio.create_task(self.guarded(task_name, coro)))
 
+        cuts = self.stats["slow_cut_1008"]
         fast_count = max(2, round(args.fast_subscribers * min(1, self.load * 2)))
         churners = max(1, round(args.churners * min(1, self.load * 2)))
         fast = [asyncio.create_task(self.guarded(f"fast {i}", self.fast_subscriber(i)))
@@ -1221,6 +1242,12 @@ class Soak:
                  f"{max(2, round(args.idle * self.load))} idle sockets")
 
         await self.sleep(duration)
+        # The warm-up is to reach the allocator's high-water mark: the slow
+        # topic's history full of 8-KB messages is most of it.
+        deadline = time.monotonic() + self.t(30)
+        while name == "warm-up" and self.stats["slow_cut_1008"] == cuts and not self.failures \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
         self.stopping.set()
         self.say(f"{name}: stopping the load")
         done, pending = await asyncio.wait(load, timeout=self.t(90))
