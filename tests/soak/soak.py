@@ -552,11 +552,12 @@ class Soak:
                 if text is None:
                     break
                 checker.handle(text)
-            # Stops reading, but stays alive: a ping a second, as a client
-            # busy elsewhere would (a silent one is dropped 5 s after the
-            # cut, before it could read the close frame; that path is the
-            # half-open sockets'). Meanwhile a burst, until the server has cut
-            # it (its subscription is gone) or far more than kernel buffers.
+            # Stops reading, but stays alive: a ping a second until its
+            # close, as a client busy elsewhere would (a silent one is
+            # dropped 5 s after the cut, maybe before it could read the
+            # close frame; that path is the half-open sockets'). Meanwhile a
+            # burst, until the server has cut it (its subscription is gone)
+            # or far more than kernel buffers hold.
             cut = asyncio.Event()
             keepalive = asyncio.create_task(self.slow_keepalive(ws))
             watch = asyncio.create_task(self.watch_unsubscribed(http, base, cut))
@@ -575,9 +576,9 @@ class Soak:
                 await asyncio.wait_for(cut.wait(), self.t(10))
             except TimeoutError:
                 pass
-            keepalive.cancel()
             watch.cancel()
             if not cut.is_set():
+                keepalive.cancel()
                 self.fail("slow consumer", f"slow{run}: not cut after {sent >> 20} MiB published")
                 checker.cancel(True)
                 continue
@@ -592,6 +593,8 @@ class Soak:
                 self.fail("slow consumer", f"slow{run}: no end within {self.t(30):.0f}s of the cut")
                 checker.cancel(True)
                 continue
+            finally:
+                keepalive.cancel()
             code, reason = ws.close_code, ws.close_reason
             if code == 1008 and reason == "SLOW_CONSUMER" and checker.slow_error:
                 self.stats["slow_cut_1008"] += 1
@@ -609,7 +612,7 @@ class Soak:
 
     @staticmethod
     async def slow_keepalive(ws):
-        while True:
+        while not ws.close_sent:
             ws.send(OP_PING, b"busy")
             await asyncio.sleep(1)
 
@@ -1300,6 +1303,9 @@ class Soak:
             self.fail("leftovers", f"after the load: /health says {health}")
         for client in self.http_clients:
             client.close()
+            self.stats["http_requests"] += client.requests
+            self.stats["http_reused"] += client.reused
+            self.stats["http_retried"] += client.retried
         # Settle: the server closes what we closed.
         deadline = time.monotonic() + self.t(20)
         while time.monotonic() < deadline and self.daemon.fd_count() > self.samples[0][2]:
@@ -1377,6 +1383,9 @@ class Soak:
              f"{s['since_fell_back']} fell back as expected"),
             ("history reads checked", s["history_reads"], f"{s['history_messages_checked']} messages"),
             ("heartbeats / pongs", f"{s['heartbeats']} / {s['pongs']}", ""),
+            ("REST requests", s["http_requests"],
+             f"{s['http_reused']} on a kept-alive connection, {s['http_retried']} sent again "
+             f"after the server had closed it"),
         ]
         out.extend(self.table(rows))
         add("")

@@ -366,7 +366,8 @@ class HttpClient:
         self.port = port
         self.keep_alive = keep_alive
         self.timeout = timeout
-        self.reused = 0        # requests sent on a connection already used
+        self.requests = 0
+        self.reused = 0        # requests answered on a connection already used
         self.retried = 0       # requests sent again after a closed reused connection
         self.connections = 0
         self._reader = None
@@ -404,6 +405,7 @@ class HttpClient:
             except BaseException:
                 self.close()
                 raise
+            self.requests += 1
             if reused:
                 self.reused += 1
             if not self.keep_alive or response.headers.get("connection", "").lower() == "close":
