@@ -185,7 +185,14 @@ put_uuid (char    *o,
           gint     topic,
           guint64  seq)
 {
-  o = put_hex (o, (guint64) pub, 8);
+  /* Random per run: pubsubd drops a publish whose id is still in the
+   * topic's history as a duplicate (SPEC §8), so two runs on the same
+   * server and topic (a warm-up, then the measure) must not reuse ids. */
+  static guint32 run = 0;
+
+  if (G_UNLIKELY (run == 0))
+    run = (g_random_int () & 0xffff) | 1;
+  o = put_hex (o, ((guint64) run << 16) | ((guint64) pub & 0xffff), 8);
   *o++ = '-';
   o = put_hex (o, (guint64) topic & 0xffff, 4);
   *o++ = '-';

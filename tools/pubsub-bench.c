@@ -134,7 +134,8 @@ print_help_head (void)
     "    topic, a per-(publisher, topic) sequence number and the CLOCK_MONOTONIC send time\n"
     "    in ns; every subscriber checks the sequence (loss, gaps, duplicates, reordering)\n"
     "    and records latency in a log-linear histogram (< 1%% error, 1 us .. 60 s and\n"
-    "    beyond). Message ids are UUIDs built from publisher, topic and sequence number.\n"
+    "    beyond). Message ids are UUIDs built from a random run number, the publisher,\n"
+    "    topic and sequence number.\n"
     "\n"
     "OPTIONS\n");
 }
