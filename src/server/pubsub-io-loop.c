@@ -11,7 +11,9 @@
  *
  * - The flush pass. Work scheduled during an iteration (a subscriber with
  *   frames to write) runs once, after the reads that queued it, in the same
- *   iteration: a burst of publishes costs each subscriber one write.
+ *   iteration: a burst of publishes costs each subscriber one write. When
+ *   the kernel allows io_uring (pubsub-uring.c), the watches that can queue
+ *   their writes on it do, and the pass submits them all at once.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -32,12 +34,13 @@ typedef struct {
 } IoSource;
 
 struct _PubsubIoLoop {
-  GObject    parent_instance;
+  GObject      parent_instance;
 
-  int        epoll_fd;
-  IoSource  *read_source;    /* owned */
-  IoSource  *flush_source;   /* owned */
-  GPtrArray *pending;        /* owned: PubsubIoWatch *, each holding a ref on its object */
+  int          epoll_fd;
+  IoSource    *read_source;    /* owned */
+  IoSource    *flush_source;   /* owned */
+  GPtrArray   *pending;        /* owned: PubsubIoWatch *, each holding a ref on its object */
+  PubsubUring *uring;          /* owned, nullable: io_uring is not available */
 };
 
 G_DEFINE_FINAL_TYPE (PubsubIoLoop, pubsub_io_loop, G_TYPE_OBJECT)
@@ -87,10 +90,13 @@ flush_dispatch (GSource     *source,
       if (watch->scheduled)
         {
           watch->scheduled = FALSE;
-          watch->func (object);
+          if (self->uring == NULL || watch->batch == NULL || !watch->batch (object, self->uring))
+            watch->func (object);
         }
       g_object_unref (object);
     }
+  if (self->uring != NULL)
+    pubsub_uring_submit (self->uring);
   return G_SOURCE_CONTINUE;
 }
 
@@ -149,6 +155,7 @@ pubsub_io_loop_finalize (GObject *object)
 
   if (self->epoll_fd >= 0)
     close (self->epoll_fd);
+  g_clear_pointer (&self->uring, pubsub_uring_free);
 
   G_OBJECT_CLASS (pubsub_io_loop_parent_class)->finalize (object);
 }
@@ -166,6 +173,21 @@ static void
 pubsub_io_loop_init (PubsubIoLoop *self)
 {
   self->epoll_fd = -1;
+}
+
+/* The runtime probe: io_uring if the kernel (and a container's seccomp
+ * profile) allows it. */
+static PubsubUring *
+new_uring (void)
+{
+  g_autoptr(GError) error = NULL;
+  PubsubUring *uring = pubsub_uring_new (&error);
+
+  if (uring == NULL)
+    g_debug ("flush pass: one sendmsg() per client (io_uring: %s)", error->message);
+  else
+    g_debug ("flush pass: the sends go through io_uring");
+  return uring;
 }
 
 /**
@@ -192,6 +214,7 @@ pubsub_io_loop_new (GError **error)
       return NULL;
     }
   self->pending = g_ptr_array_new ();
+  self->uring = new_uring ();
 
   self->read_source = io_source_new (self, &read_funcs, "pubsub-read-set");
   g_source_add_unix_fd (&self->read_source->source, self->epoll_fd, G_IO_IN);
