@@ -643,6 +643,34 @@ frame_from_pieces (const Piece *pieces,
   return g_bytes_new_take (frame, header_len + json_len);
 }
 
+/* Appends the literal @s at @p and advances @p: a constant size, so the
+ * compiler turns the memcpy() into a few moves. */
+#define PUT_LITERAL(p, s) \
+  G_STMT_START { memcpy ((p), "" s "", sizeof (s) - 1); (p) += sizeof (s) - 1; } G_STMT_END
+
+static inline guint8 *
+put (guint8     *p,
+     const void *text,
+     gsize       len)
+{
+  memcpy (p, text, len);
+  return p + len;
+}
+
+/* A text frame of @json_len bytes of JSON: returns where the JSON goes. */
+static inline guint8 *
+new_text_frame (gsize    json_len,
+                guint8 **out_frame,
+                gsize   *out_len)
+{
+  gsize header_len = pubsub_ws_frame_header_len (json_len);
+
+  *out_len = header_len + json_len;
+  *out_frame = g_malloc (*out_len);
+  pubsub_ws_frame_write_header (*out_frame, json_len, PUBSUB_WS_OPCODE_TEXT);
+  return *out_frame + header_len;
+}
+
 /**
  * pubsub_frame_new_event:
  * @info: the message: a valid topic name and UUID (no escaping needed) and
@@ -657,32 +685,51 @@ GBytes *
 pubsub_frame_new_event (const PubsubMessageInfo *info,
                         gsize                   *out_payload_offset)
 {
-  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+#define EVENT_START "{\"type\":\"event\",\"topic\":\""
+#define EVENT_ID "\",\"message\":{\"id\":\""
+#define EVENT_PAYLOAD "\",\"payload\":"
+#define EVENT_SEQ "},\"seq\":"
+#define EVENT_EPOCH ",\"epoch\":\""
+#define EVENT_TS "\",\"ts\":\""
+#define EVENT_END "\"}"
+  gsize topic_len = strlen (info->topic);
   char seq[20];
-  const Piece pieces[] = {
-    LITERAL ("{\"type\":\"event\",\"topic\":\""),
-    { info->topic, strlen (info->topic) },
-    LITERAL ("\",\"message\":{\"id\":\""),
-    { info->id, PUBSUB_UUID_LEN },
-    LITERAL ("\",\"payload\":"),
-    { info->payload, info->payload_len },
-    LITERAL ("},\"seq\":"),
-    { seq, format_u64 (info->seq, seq) },
-    LITERAL (",\"epoch\":\""),
-    { info->epoch, PUBSUB_EPOCH_LEN },
-    LITERAL ("\",\"ts\":\""),
-    { ts, PUBSUB_TIMESTAMP_LEN },
-    LITERAL ("\"}"),
-  };
-  const guint payload_piece = 5;
-  GBytes *frame;
+  gsize seq_len = format_u64 (info->seq, seq);
+  gsize json_len = sizeof EVENT_START - 1 + topic_len + sizeof EVENT_ID - 1 + PUBSUB_UUID_LEN +
+                   sizeof EVENT_PAYLOAD - 1 + info->payload_len + sizeof EVENT_SEQ - 1 + seq_len +
+                   sizeof EVENT_EPOCH - 1 + PUBSUB_EPOCH_LEN + sizeof EVENT_TS - 1 +
+                   PUBSUB_TIMESTAMP_LEN + sizeof EVENT_END - 1;
+  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+  guint8 *frame;
+  gsize frame_len;
+  guint8 *p = new_text_frame (json_len, &frame, &frame_len);
 
+  /* Written in place, not through a list of pieces: it runs once per
+   * publish. */
+  PUT_LITERAL (p, EVENT_START);
+  p = put (p, info->topic, topic_len);
+  PUT_LITERAL (p, EVENT_ID);
+  p = put (p, info->id, PUBSUB_UUID_LEN);
+  PUT_LITERAL (p, EVENT_PAYLOAD);
+  *out_payload_offset = (gsize) (p - frame);
+  p = put (p, info->payload, info->payload_len);
+  PUT_LITERAL (p, EVENT_SEQ);
+  p = put (p, seq, seq_len);
+  PUT_LITERAL (p, EVENT_EPOCH);
+  p = put (p, info->epoch, PUBSUB_EPOCH_LEN);
+  PUT_LITERAL (p, EVENT_TS);
   pubsub_format_timestamp (info->time_us, ts);
-  frame = frame_from_pieces (pieces, G_N_ELEMENTS (pieces));
-  *out_payload_offset = pubsub_ws_frame_payload_offset (frame);
-  for (guint i = 0; i < payload_piece; i++)
-    *out_payload_offset += pieces[i].len;
-  return frame;
+  p = put (p, ts, PUBSUB_TIMESTAMP_LEN);
+  PUT_LITERAL (p, EVENT_END);
+  g_assert ((gsize) (p - frame) == frame_len);
+  return g_bytes_new_take (frame, frame_len);
+#undef EVENT_START
+#undef EVENT_ID
+#undef EVENT_PAYLOAD
+#undef EVENT_SEQ
+#undef EVENT_EPOCH
+#undef EVENT_TS
+#undef EVENT_END
 }
 
 /* ,"request_id":<the client's token>, or nothing */
@@ -750,6 +797,62 @@ pubsub_frame_new_ack (const PubsubRequest *request,
   return ack_with_fields (request, topic, "", 0);
 }
 
+/* The publish ack, written in place like the event: it is the other
+ * frame of every publish. @topic is valid, so it needs no escaping. */
+static GBytes *
+publish_ack_in_place (const PubsubRequest *request,
+                      const char          *topic,
+                      gsize                topic_len,
+                      guint64              seq,
+                      gboolean             duplicate)
+{
+#define ACK_START "{\"type\":\"ack\""
+#define ACK_REQUEST_ID ",\"request_id\":"
+#define ACK_TOPIC ",\"topic\":\""
+#define ACK_SEQ "\",\"status\":\"ok\",\"seq\":"
+#define ACK_DUPLICATE ",\"duplicate\":true"
+#define ACK_TS ",\"ts\":\""
+#define ACK_END "\"}"
+  char digits[20];
+  gsize seq_len = format_u64 (seq, digits);
+  gsize request_id_len = request->request_id != NULL ? request->request_id_len : 0;
+  gsize json_len = sizeof ACK_START - 1 +
+                   (request_id_len > 0 ? sizeof ACK_REQUEST_ID - 1 + request_id_len : 0) +
+                   sizeof ACK_TOPIC - 1 + topic_len + sizeof ACK_SEQ - 1 + seq_len +
+                   (duplicate ? sizeof ACK_DUPLICATE - 1 : 0) +
+                   sizeof ACK_TS - 1 + PUBSUB_TIMESTAMP_LEN + sizeof ACK_END - 1;
+  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+  guint8 *frame;
+  gsize frame_len;
+  guint8 *p = new_text_frame (json_len, &frame, &frame_len);
+
+  PUT_LITERAL (p, ACK_START);
+  if (request_id_len > 0)
+    {
+      PUT_LITERAL (p, ACK_REQUEST_ID);
+      p = put (p, request->request_id, request_id_len);
+    }
+  PUT_LITERAL (p, ACK_TOPIC);
+  p = put (p, topic, topic_len);
+  PUT_LITERAL (p, ACK_SEQ);
+  p = put (p, digits, seq_len);
+  if (duplicate)
+    PUT_LITERAL (p, ACK_DUPLICATE);
+  PUT_LITERAL (p, ACK_TS);
+  pubsub_format_timestamp (g_get_real_time (), ts);
+  p = put (p, ts, PUBSUB_TIMESTAMP_LEN);
+  PUT_LITERAL (p, ACK_END);
+  g_assert ((gsize) (p - frame) == frame_len);
+  return g_bytes_new_take (frame, frame_len);
+#undef ACK_START
+#undef ACK_REQUEST_ID
+#undef ACK_TOPIC
+#undef ACK_SEQ
+#undef ACK_DUPLICATE
+#undef ACK_TS
+#undef ACK_END
+}
+
 /**
  * pubsub_frame_new_publish_ack:
  * @request: the publish
@@ -761,6 +864,11 @@ pubsub_frame_new_publish_ack (const PubsubRequest *request,
                               guint64              seq,
                               gboolean             duplicate)
 {
+  gsize topic_len = strlen (request->topic);
+
+  if (G_LIKELY (pubsub_topic_name_is_valid (request->topic, topic_len)))
+    return publish_ack_in_place (request, request->topic, topic_len, seq, duplicate);
+
   static const char seq_field[] = ",\"seq\":";
   static const char duplicate_field[] = ",\"duplicate\":true";
   char fields[sizeof seq_field + 20 + sizeof duplicate_field];
