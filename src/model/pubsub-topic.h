@@ -82,4 +82,16 @@ void            pubsub_topic_remove_subscriber   (PubsubTopic   *self,
                                                   PubsubLeaveReason reason);
 void            pubsub_topic_mark_deleted        (PubsubTopic   *self);
 
+/**
+ * PubsubTopicWatchFunc:
+ * @topic: the topic whose subscriber count changed
+ * @user_data: as given
+ */
+typedef void  (*PubsubTopicWatchFunc)            (PubsubTopic   *topic,
+                                                  gpointer       user_data);
+
+void            pubsub_topic_set_subscribers_watch (PubsubTopic        *self,
+                                                    PubsubTopicWatchFunc func,
+                                                    gpointer            user_data);
+
 G_END_DECLS
