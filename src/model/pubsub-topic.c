@@ -1,8 +1,9 @@
-/* pubsub-topic.c: a named topic, its history and its fan-out signal
+/* pubsub-topic.c: a named topic, its history and its fan-out
  *
- * Fan-out is the topic's own "event" signal: every subscription of the topic
- * is one handler. The message travels as a static-scope boxed argument, so
- * GLib neither copies nor refs it per handler.
+ * Fan-out is a list of listeners (PubsubTopicListener), one per
+ * subscription, called in turn with the message: neither copied nor
+ * referenced per subscriber. The "event" signal is emitted after them for
+ * any other observer; with no handler it costs GLib's check only.
  *
  * Subscriptions come and go through the topic too, with who and why
  * ("subscriber-joined", "subscriber-left"), for whoever reports them.
@@ -229,7 +230,20 @@ struct _PubsubTopic {
   guint64         messages;        /* also the last seq */
   PubsubTopicWatchFunc subscribers_watch;   /* nullable: the owner's */
   gpointer        subscribers_watch_data;
+
+  /* The fan-out: a doubly linked list of listeners, oldest first. */
+  PubsubTopicListener *listeners;
+  PubsubTopicListener *last_listener;
+  guint64         listener_serial;  /* the next listener's */
+  struct ListenerWalk *walks;       /* in progress, innermost first */
 };
+
+/* A walk over the listeners in progress: removing the listener it is about
+ * to visit moves it on. */
+typedef struct ListenerWalk {
+  PubsubTopicListener *next;
+  struct ListenerWalk *outer;
+} ListenerWalk;
 
 G_DEFINE_FINAL_TYPE (PubsubTopic, pubsub_topic, G_TYPE_OBJECT)
 
@@ -499,6 +513,77 @@ history_append (PubsubTopic   *self,
   id_index_insert (&self->ids, id_hash, message);
 }
 
+/* Calls every listener there was when the walk began, oldest first. The
+ * list may change under the walk: a listener that turns slow drops every
+ * subscription of its client, this topic's included. */
+static void
+fan_out (PubsubTopic   *self,
+         PubsubMessage *message)
+{
+  guint64 end = self->listener_serial;
+  ListenerWalk walk = { self->listeners, self->walks };
+
+  self->walks = &walk;
+  while (walk.next != NULL && walk.next->serial < end)
+    {
+      PubsubTopicListener *listener = walk.next;
+
+      walk.next = listener->next;
+      listener->event (self, message, listener->user_data);
+    }
+  self->walks = walk.outer;
+}
+
+/**
+ * pubsub_topic_add_listener:
+ * @listener: with its event, deleted and user_data set; it must stay where
+ *   it is until removed
+ *
+ * Adds a subscription's listener to the fan-out, last.
+ */
+void
+pubsub_topic_add_listener (PubsubTopic         *self,
+                           PubsubTopicListener *listener)
+{
+  g_return_if_fail (PUBSUB_IS_TOPIC (self));
+  g_return_if_fail (listener->event != NULL && listener->deleted != NULL);
+
+  listener->serial = self->listener_serial++;
+  listener->next = NULL;
+  listener->prev = self->last_listener;
+  if (self->last_listener != NULL)
+    self->last_listener->next = listener;
+  else
+    self->listeners = listener;
+  self->last_listener = listener;
+}
+
+/**
+ * pubsub_topic_remove_listener:
+ * @listener: one added to this topic
+ *
+ * Safe from inside a listener's call, for any listener.
+ */
+void
+pubsub_topic_remove_listener (PubsubTopic         *self,
+                              PubsubTopicListener *listener)
+{
+  g_return_if_fail (PUBSUB_IS_TOPIC (self));
+
+  for (ListenerWalk *walk = self->walks; walk != NULL; walk = walk->outer)
+    if (walk->next == listener)
+      walk->next = listener->next;
+  if (listener->prev != NULL)
+    listener->prev->next = listener->next;
+  else
+    self->listeners = listener->next;
+  if (listener->next != NULL)
+    listener->next->prev = listener->prev;
+  else
+    self->last_listener = listener->prev;
+  listener->prev = listener->next = NULL;
+}
+
 /**
  * pubsub_topic_publish:
  * @id: a valid UUID
@@ -548,6 +633,7 @@ pubsub_topic_publish (PubsubTopic          *self,
   message = pubsub_message_new (&info, encode);
   history_append (self, message, hash);
   self->messages++;
+  fan_out (self, message);
   g_signal_emit (self, signals[SIGNAL_EVENT], 0, message);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGES]);
   return message;
@@ -699,7 +785,22 @@ pubsub_topic_set_subscribers_watch (PubsubTopic          *self,
 void
 pubsub_topic_mark_deleted (PubsubTopic *self)
 {
+  guint64 end;
+  ListenerWalk walk;
+
   g_return_if_fail (PUBSUB_IS_TOPIC (self));
 
+  /* Each listener usually removes itself. */
+  end = self->listener_serial;
+  walk = (ListenerWalk) { self->listeners, self->walks };
+  self->walks = &walk;
+  while (walk.next != NULL && walk.next->serial < end)
+    {
+      PubsubTopicListener *listener = walk.next;
+
+      walk.next = listener->next;
+      listener->deleted (self, listener->user_data);
+    }
+  self->walks = walk.outer;
   g_signal_emit (self, signals[SIGNAL_DELETED], 0);
 }

@@ -43,8 +43,7 @@ typedef struct {
   PubsubSubscriber *subscriber;   /* the owner */
   PubsubTopic      *topic;        /* owned */
   char             *client_id;    /* owned: told to the topic as it comes and goes */
-  gulong            event_handler;
-  gulong            deleted_handler;
+  PubsubTopicListener listener;   /* in the topic's fan-out */
   /* While replaying: the topic's sequence number (count of messages before
    * it) of the next message to send from the history. */
   guint64           replay_next;
@@ -119,8 +118,7 @@ subscription_free (Subscription *subscription)
 {
   if (subscription->replaying)
     subscription->subscriber->n_replaying--;
-  g_clear_signal_handler (&subscription->event_handler, subscription->topic);
-  g_clear_signal_handler (&subscription->deleted_handler, subscription->topic);
+  pubsub_topic_remove_listener (subscription->topic, &subscription->listener);
   pubsub_topic_remove_subscriber (subscription->topic, subscription->client_id,
                                   subscription->subscriber->leave_reason);
   g_object_unref (subscription->topic);
@@ -754,10 +752,10 @@ pubsub_subscriber_subscribe (PubsubSubscriber *self,
   subscription->subscriber = self;
   subscription->topic = g_object_ref (topic);
   subscription->client_id = g_strdup (client_id);
-  subscription->event_handler =
-    g_signal_connect (topic, "event", G_CALLBACK (on_topic_event), subscription);
-  subscription->deleted_handler =
-    g_signal_connect (topic, "deleted", G_CALLBACK (on_topic_deleted), subscription);
+  subscription->listener.event = on_topic_event;
+  subscription->listener.deleted = on_topic_deleted;
+  subscription->listener.user_data = subscription;
+  pubsub_topic_add_listener (topic, &subscription->listener);
   subscription->replay_next = replay_after;
   g_hash_table_insert (self->subscriptions, (gpointer) name, subscription);
   pubsub_topic_add_subscriber (topic, subscription->client_id);
