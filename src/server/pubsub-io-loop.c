@@ -11,7 +11,9 @@
  *
  * - The flush pass. Work scheduled during an iteration (a subscriber with
  *   frames to write) runs once, after the reads that queued it, in the same
- *   iteration: a burst of publishes costs each subscriber one write. When
+ *   iteration (the read set runs the pass itself when it is done; the flush
+ *   source runs it for work scheduled by anything else): a burst of
+ *   publishes costs each subscriber one write. When
  *   the kernel allows io_uring (pubsub-uring.c), the watches that can queue
  *   their writes on it do, and the pass submits them all at once.
  *
@@ -40,10 +42,13 @@ struct _PubsubIoLoop {
   IoSource    *read_source;    /* owned */
   IoSource    *flush_source;   /* owned */
   GPtrArray   *pending;        /* owned: PubsubIoWatch *, each holding a ref on its object */
+  GPtrArray   *spare;          /* owned, empty: the next pass's pending */
   PubsubUring *uring;          /* owned, nullable: io_uring is not available */
 };
 
 G_DEFINE_FINAL_TYPE (PubsubIoLoop, pubsub_io_loop, G_TYPE_OBJECT)
+
+static void flush_pass (PubsubIoLoop *self);
 
 static gboolean
 read_dispatch (GSource     *source,
@@ -67,19 +72,23 @@ read_dispatch (GSource     *source,
         watch->func (object);
       g_object_unref (object);
     }
+  /* The writes the reads queued, in this iteration. */
+  flush_pass (self);
   return G_SOURCE_CONTINUE;
 }
 
-static gboolean
-flush_dispatch (GSource     *source,
-                GSourceFunc  callback,
-                gpointer     user_data)
+/* Runs the scheduled watches. The reads run it themselves; the flush source
+ * runs it for work scheduled anywhere else (timers, REST, D-Bus). */
+static void
+flush_pass (PubsubIoLoop *self)
 {
-  PubsubIoLoop *self = ((IoSource *) source)->loop;
-  g_autoptr(GPtrArray) pending = g_steal_pointer (&self->pending);
+  GPtrArray *pending = self->pending;
 
-  self->pending = g_ptr_array_new ();
-  g_source_set_ready_time (source, -1);
+  if (pending->len == 0)
+    return;
+  /* What the watches schedule now waits for the next pass. */
+  self->pending = self->spare;
+  self->spare = NULL;
 
   for (guint i = 0; i < pending->len; i++)
     {
@@ -97,11 +106,43 @@ flush_dispatch (GSource     *source,
     }
   if (self->uring != NULL)
     pubsub_uring_submit (self->uring);
+  g_ptr_array_set_size (pending, 0);
+  self->spare = pending;
+}
+
+/* Ready while something is scheduled. Not g_source_set_ready_time(): that
+ * signals the context's wakeup descriptor on every call (a write(), then a
+ * read() and one more poll()), three times per publish at one subscriber
+ * (strace). */
+static gboolean
+flush_prepare (GSource *source,
+               gint    *timeout)
+{
+  *timeout = -1;
+  return ((IoSource *) source)->loop->pending->len > 0;
+}
+
+static gboolean
+flush_check (GSource *source)
+{
+  return ((IoSource *) source)->loop->pending->len > 0;
+}
+
+static gboolean
+flush_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     user_data)
+{
+  flush_pass (((IoSource *) source)->loop);
   return G_SOURCE_CONTINUE;
 }
 
 static GSourceFuncs read_funcs = { .dispatch = read_dispatch };
-static GSourceFuncs flush_funcs = { .dispatch = flush_dispatch };
+static GSourceFuncs flush_funcs = {
+  .prepare = flush_prepare,
+  .check = flush_check,
+  .dispatch = flush_dispatch,
+};
 
 static IoSource *
 io_source_new (PubsubIoLoop *self,
@@ -113,6 +154,12 @@ io_source_new (PubsubIoLoop *self,
   source->loop = self;
   g_source_set_static_name (&source->source, name);
   g_source_set_priority (&source->source, G_PRIORITY_DEFAULT);
+  /* Otherwise GLib blocks the source around every dispatch, taking its
+   * descriptor out of the poll set and putting it back, and each of those
+   * signals the context's wakeup descriptor: two write()s per iteration,
+   * then a read() and one more poll() (strace). Nothing here iterates the
+   * main loop from inside a dispatch. */
+  g_source_set_can_recurse (&source->source, TRUE);
   return source;
 }
 
@@ -144,6 +191,7 @@ pubsub_io_loop_dispose (GObject *object)
         }
       g_clear_pointer (&self->pending, g_ptr_array_unref);
     }
+  g_clear_pointer (&self->spare, g_ptr_array_unref);
 
   G_OBJECT_CLASS (pubsub_io_loop_parent_class)->dispose (object);
 }
@@ -214,6 +262,7 @@ pubsub_io_loop_new (GError **error)
       return NULL;
     }
   self->pending = g_ptr_array_new ();
+  self->spare = g_ptr_array_new ();
   self->uring = new_uring ();
 
   self->read_source = io_source_new (self, &read_funcs, "pubsub-read-set");
@@ -283,7 +332,6 @@ pubsub_io_loop_schedule (PubsubIoLoop  *self,
   watch->scheduled = TRUE;
   g_object_ref (watch->object);
   g_ptr_array_add (self->pending, watch);
-  g_source_set_ready_time (&self->flush_source->source, 0);
 }
 
 /**
