@@ -40,6 +40,13 @@
 #define CLOSE_TIMEOUT_SECONDS 5
 #define CLOSE_LINGER_MAX_SECONDS 60
 
+/* What to do once the outgoing queue is empty. */
+typedef enum {
+  WHEN_DRAINED_NOTHING,
+  WHEN_DRAINED_CLOSE,       /* our answer is out: close TCP */
+  WHEN_DRAINED_SHUTDOWN,    /* the backlog is out: start the closing handshake */
+} WhenDrained;
+
 typedef enum {
   STATE_OPEN,
   STATE_CLOSING,   /* our close frame is queued; waiting for the answer */
@@ -69,7 +76,7 @@ struct _PubsubConnection {
   gint64                last_activity;   /* monotonic µs */
   gint64                closing_since;   /* monotonic µs */
   guint                 close_timeout_id;
-  gulong                drained_handler;
+  WhenDrained           when_drained;
   ConnectionState       state;
   gboolean              shutting_down;
 };
@@ -112,7 +119,7 @@ pubsub_connection_dispose (GObject *object)
   g_clear_handle_id (&self->close_timeout_id, g_source_remove);
   if (self->subscriber != NULL)
     {
-      g_clear_signal_handler (&self->drained_handler, self->subscriber);
+      pubsub_subscriber_set_drained_func (self->subscriber, NULL, NULL);
       g_signal_handlers_disconnect_by_data (self->subscriber, self);
       pubsub_subscriber_close (self->subscriber);
     }
@@ -196,7 +203,7 @@ close_now (PubsubConnection *self)
   self->state = STATE_CLOSED;
   stop_reading (self);
   g_clear_handle_id (&self->close_timeout_id, g_source_remove);
-  g_clear_signal_handler (&self->drained_handler, self->subscriber);
+  self->when_drained = WHEN_DRAINED_NOTHING;
   pubsub_subscriber_close (self->subscriber);
   g_io_stream_close (self->stream, NULL, NULL);
   g_clear_pointer (&self->partial, g_byte_array_unref);
@@ -204,11 +211,31 @@ close_now (PubsubConnection *self)
   g_signal_emit (self, signals[SIGNAL_CLOSED], 0);
 }
 
+static void close_websocket (PubsubConnection *self,
+                             gushort           code,
+                             const char       *reason);
+
+/* Called on every flush that empties the queue. */
 static void
-on_drained_close_now (PubsubSubscriber *subscriber,
-                      PubsubConnection *self)
+on_drained (PubsubSubscriber *subscriber,
+            gpointer          user_data)
 {
-  close_now (self);
+  PubsubConnection *self = user_data;
+  WhenDrained what = self->when_drained;
+
+  self->when_drained = WHEN_DRAINED_NOTHING;
+  switch (what)
+    {
+    case WHEN_DRAINED_CLOSE:
+      close_now (self);
+      break;
+    case WHEN_DRAINED_SHUTDOWN:
+      close_websocket (self, PUBSUB_WS_CLOSE_GOING_AWAY, "server shutting down");
+      break;
+    case WHEN_DRAINED_NOTHING:
+    default:
+      break;
+    }
 }
 
 /* For when the client's part is over (it sent close, or broke the protocol):
@@ -223,9 +250,7 @@ close_after_flush (PubsubConnection *self)
       close_now (self);
       return;
     }
-  g_clear_signal_handler (&self->drained_handler, self->subscriber);
-  self->drained_handler = g_signal_connect (self->subscriber, "drained",
-                                            G_CALLBACK (on_drained_close_now), self);
+  self->when_drained = WHEN_DRAINED_CLOSE;
 }
 
 /**
@@ -678,6 +703,7 @@ pubsub_connection_new (PubsubIoLoop  *io,
   pubsub_ws_parser_init (&self->parser, max_message_bytes);
   self->subscriber = pubsub_subscriber_new (io, output, queue_size, metrics);
   g_signal_connect (self->subscriber, "slow-consumer", G_CALLBACK (on_slow_consumer), self);
+  pubsub_subscriber_set_drained_func (self->subscriber, on_drained, self);
   self->fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (output));
   self->fd_is_socket = fd_is_stream_socket (self->fd);
   if (!pubsub_io_loop_add_reader (io, self->fd, &self->read_watch, error))
@@ -720,14 +746,6 @@ pubsub_connection_heartbeat (PubsubConnection *self,
     pubsub_subscriber_send (self->subscriber, ping);
 }
 
-static void
-on_drained_for_shutdown (PubsubSubscriber *subscriber,
-                         PubsubConnection *self)
-{
-  g_clear_signal_handler (&self->drained_handler, self->subscriber);
-  close_websocket (self, PUBSUB_WS_CLOSE_GOING_AWAY, "server shutting down");
-}
-
 /**
  * pubsub_connection_shutdown:
  *
@@ -749,7 +767,6 @@ pubsub_connection_shutdown (PubsubConnection *self)
       close_websocket (self, PUBSUB_WS_CLOSE_GOING_AWAY, "server shutting down");
       return;
     }
-  self->drained_handler = g_signal_connect (self->subscriber, "drained",
-                                            G_CALLBACK (on_drained_for_shutdown), self);
+  self->when_drained = WHEN_DRAINED_SHUTDOWN;
   pubsub_subscriber_flush (self->subscriber);
 }

@@ -102,10 +102,12 @@ flush_pass (PubsubIoLoop *self)
           if (self->uring == NULL || watch->batch == NULL || !watch->batch (object, self->uring))
             watch->func (object);
         }
-      g_object_unref (object);
     }
   if (self->uring != NULL)
     pubsub_uring_submit (self->uring);
+  /* Only now: the sends on the ring need their objects until it is done. */
+  for (guint i = 0; i < pending->len; i++)
+    g_object_unref (((PubsubIoWatch *) g_ptr_array_index (pending, i))->object);
   g_ptr_array_set_size (pending, 0);
   self->spare = pending;
 }

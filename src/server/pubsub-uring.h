@@ -12,7 +12,7 @@ typedef struct _PubsubUring PubsubUring;
 
 /**
  * PubsubUringDone:
- * @object: the object given with the send, still referenced by the caller
+ * @object: the object given with the send, still alive
  * @result: bytes the kernel took, or a negative errno (-EAGAIN: the socket
  *   is full)
  */
@@ -21,9 +21,10 @@ typedef void (*PubsubUringDone) (GObject *object,
 
 PubsubUring *pubsub_uring_new   (GError              **error);
 void         pubsub_uring_free  (PubsubUring          *self);
+GOutputVector *pubsub_uring_reserve (PubsubUring    *self,
+                                     guint           max_vectors);
 void         pubsub_uring_send  (PubsubUring          *self,
                                  int                   fd,
-                                 const GOutputVector  *vectors,
                                  guint                 n_vectors,
                                  GObject              *object,
                                  PubsubUringDone       done);
