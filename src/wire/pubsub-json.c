@@ -368,7 +368,18 @@ read_object (Reader *r)
       r->p++;
       if (r->depth == 1)
         r->children_lost = FALSE;
-      if (!read_value (r, &member))
+      /* Most values are strings: read in place, without read_value()'s
+       * call and dispatch. */
+      skip_whitespace (r);
+      if (G_LIKELY (r->p < r->end && *r->p == '"'))
+        {
+          member.kind = PUBSUB_JSON_STRING;
+          member.text = r->p;
+          if (!read_string (r))
+            return FALSE;
+          member.len = (gsize) (r->p - member.text);
+        }
+      else if (!read_value (r, &member))
         return FALSE;
       if (r->depth == 1 && r->members != NULL)
         collect_member (r, key_start, key_len, &member, first_child);
