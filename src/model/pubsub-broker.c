@@ -61,7 +61,10 @@ pubsub_broker_dispose (GObject *object)
     {
       g_hash_table_iter_init (&iter, self->topics);
       while (g_hash_table_iter_next (&iter, NULL, &topic))
-        g_signal_handlers_disconnect_by_data (topic, self);
+        {
+          pubsub_topic_set_subscribers_watch (topic, NULL, NULL);
+          g_signal_handlers_disconnect_by_data (topic, self);
+        }
     }
   g_clear_pointer (&self->topics, g_hash_table_unref);
 
@@ -208,10 +211,11 @@ pubsub_broker_new (PubsubMessageEncoder encode,
 }
 
 static void
-on_topic_subscribers_changed (PubsubTopic  *topic,
-                              GParamSpec   *pspec,
-                              PubsubBroker *self)
+on_topic_subscribers_changed (PubsubTopic *topic,
+                              gpointer     user_data)
 {
+  PubsubBroker *self = user_data;
+
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SUBSCRIBER_COUNT]);
 }
 
@@ -250,8 +254,9 @@ pubsub_broker_create_topic (PubsubBroker  *self,
 
   topic = pubsub_topic_new (name, self->history_size);
   g_hash_table_insert (self->topics, (gpointer) pubsub_topic_get_name (topic), topic);
-  g_signal_connect_object (topic, "notify::subscribers",
-                           G_CALLBACK (on_topic_subscribers_changed), self, 0);
+  /* Not a notify::subscribers handler: a topic with any notify handler
+   * pays GLib's full notify path on every publish (notify::messages). */
+  pubsub_topic_set_subscribers_watch (topic, on_topic_subscribers_changed, self);
   g_debug ("topic '%s' created", name);
 
   g_signal_emit (self, signals[SIGNAL_TOPIC_CREATED], 0, topic);
@@ -289,6 +294,7 @@ pubsub_broker_delete_topic (PubsubBroker  *self,
   g_debug ("topic '%s' deleted", name);
 
   pubsub_topic_mark_deleted (topic);
+  pubsub_topic_set_subscribers_watch (topic, NULL, NULL);
   g_signal_handlers_disconnect_by_data (topic, self);
   g_signal_emit (self, signals[SIGNAL_TOPIC_DELETED], 0, topic);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TOPIC_COUNT]);

@@ -10,6 +10,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "pubsub-message.h"
 
 struct _PubsubMessage {
@@ -36,10 +38,13 @@ PubsubMessage *
 pubsub_message_new (const PubsubMessageInfo *info,
                     PubsubMessageEncoder     encode)
 {
-  PubsubMessage *self = g_new0 (PubsubMessage, 1);
+  PubsubMessage *self = g_new (PubsubMessage, 1);
 
+  /* Every field is set below. The id is a valid UUID, exactly
+   * PUBSUB_UUID_LEN bytes: copied without g_strlcpy()'s strlen(). */
   g_atomic_ref_count_init (&self->ref_count);
-  g_strlcpy (self->id, info->id, sizeof self->id);
+  memcpy (self->id, info->id, PUBSUB_UUID_LEN);
+  self->id[PUBSUB_UUID_LEN] = '\0';
   self->seq = info->seq;
   self->time_us = info->time_us;
   self->accepted_us = g_get_monotonic_time ();

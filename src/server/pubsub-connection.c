@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <gio/gfiledescriptorbased.h>
+#include <sys/socket.h>
 
 #include "pubsub-connection.h"
 #include "pubsub-error.h"
@@ -39,6 +40,13 @@
 #define CLOSE_TIMEOUT_SECONDS 5
 #define CLOSE_LINGER_MAX_SECONDS 60
 
+/* What to do once the outgoing queue is empty. */
+typedef enum {
+  WHEN_DRAINED_NOTHING,
+  WHEN_DRAINED_CLOSE,       /* our answer is out: close TCP */
+  WHEN_DRAINED_SHUTDOWN,    /* the backlog is out: start the closing handshake */
+} WhenDrained;
+
 typedef enum {
   STATE_OPEN,
   STATE_CLOSING,   /* our close frame is queued; waiting for the answer */
@@ -57,6 +65,8 @@ struct _PubsubConnection {
   GIOStream            *stream;          /* owned: the stolen HTTP connection */
   GPollableInputStream *input;           /* borrowed from stream */
   int                   fd;              /* the client socket, for the read watch */
+  gboolean              fd_is_socket;
+  gboolean              direct_reads;    /* recv() on fd: libsoup's buffer is empty */
   gboolean              reading;         /* registered with the I/O loop */
   guint                 initial_read_id;
   GByteArray           *partial;         /* owned, nullable: an incomplete frame */
@@ -66,7 +76,7 @@ struct _PubsubConnection {
   gint64                last_activity;   /* monotonic µs */
   gint64                closing_since;   /* monotonic µs */
   guint                 close_timeout_id;
-  gulong                drained_handler;
+  WhenDrained           when_drained;
   ConnectionState       state;
   gboolean              shutting_down;
 };
@@ -109,7 +119,7 @@ pubsub_connection_dispose (GObject *object)
   g_clear_handle_id (&self->close_timeout_id, g_source_remove);
   if (self->subscriber != NULL)
     {
-      g_clear_signal_handler (&self->drained_handler, self->subscriber);
+      pubsub_subscriber_set_drained_func (self->subscriber, NULL, NULL);
       g_signal_handlers_disconnect_by_data (self->subscriber, self);
       pubsub_subscriber_close (self->subscriber);
     }
@@ -193,7 +203,7 @@ close_now (PubsubConnection *self)
   self->state = STATE_CLOSED;
   stop_reading (self);
   g_clear_handle_id (&self->close_timeout_id, g_source_remove);
-  g_clear_signal_handler (&self->drained_handler, self->subscriber);
+  self->when_drained = WHEN_DRAINED_NOTHING;
   pubsub_subscriber_close (self->subscriber);
   g_io_stream_close (self->stream, NULL, NULL);
   g_clear_pointer (&self->partial, g_byte_array_unref);
@@ -201,11 +211,31 @@ close_now (PubsubConnection *self)
   g_signal_emit (self, signals[SIGNAL_CLOSED], 0);
 }
 
+static void close_websocket (PubsubConnection *self,
+                             gushort           code,
+                             const char       *reason);
+
+/* Called on every flush that empties the queue. */
 static void
-on_drained_close_now (PubsubSubscriber *subscriber,
-                      PubsubConnection *self)
+on_drained (PubsubSubscriber *subscriber,
+            gpointer          user_data)
 {
-  close_now (self);
+  PubsubConnection *self = user_data;
+  WhenDrained what = self->when_drained;
+
+  self->when_drained = WHEN_DRAINED_NOTHING;
+  switch (what)
+    {
+    case WHEN_DRAINED_CLOSE:
+      close_now (self);
+      break;
+    case WHEN_DRAINED_SHUTDOWN:
+      close_websocket (self, PUBSUB_WS_CLOSE_GOING_AWAY, "server shutting down");
+      break;
+    case WHEN_DRAINED_NOTHING:
+    default:
+      break;
+    }
 }
 
 /* For when the client's part is over (it sent close, or broke the protocol):
@@ -220,9 +250,7 @@ close_after_flush (PubsubConnection *self)
       close_now (self);
       return;
     }
-  g_clear_signal_handler (&self->drained_handler, self->subscriber);
-  self->drained_handler = g_signal_connect (self->subscriber, "drained",
-                                            G_CALLBACK (on_drained_close_now), self);
+  self->when_drained = WHEN_DRAINED_CLOSE;
 }
 
 /**
@@ -489,7 +517,54 @@ process_frames (PubsubConnection *self,
 /* ---------------------------------------------------------------------- */
 /* Reading                                                                */
 
-/* One read() and the frames it completes. Returns: FALSE when there is
+/* Reads what is there, up to @size bytes. libsoup's input stream may hold
+ * bytes the client sent right behind its handshake, so it is read until it
+ * has nothing left; then the socket itself, with recv(): GIO's stack of
+ * streams cost about 1,300 instructions per read, and a GError on every
+ * would-block.
+ *
+ * Returns: the bytes read, 0 at the end of the stream, -1 on an error
+ *   (@error set) or when nothing is there (@would_block set) */
+static gssize
+read_some (PubsubConnection  *self,
+           guint8            *buffer,
+           gsize              size,
+           gboolean          *would_block,
+           GError           **error)
+{
+  gssize n;
+
+  *would_block = FALSE;
+  if (G_UNLIKELY (!self->direct_reads))
+    {
+      g_autoptr(GError) local_error = NULL;
+
+      n = g_pollable_input_stream_read_nonblocking (self->input, buffer, size, NULL, &local_error);
+      if (n < 0 && g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          *would_block = TRUE;
+          self->direct_reads = self->fd_is_socket;
+        }
+      else if (n < 0)
+        g_propagate_error (error, g_steal_pointer (&local_error));
+      return n;
+    }
+
+  do
+    n = recv (self->fd, buffer, size, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    *would_block = TRUE;
+  else if (n < 0)
+    {
+      int saved = errno;
+
+      g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (saved), g_strerror (saved));
+    }
+  return n;
+}
+
+/* One read and the frames it completes. Returns: FALSE when there is
  * nothing more to read now. */
 static gboolean
 read_once (PubsubConnection *self)
@@ -498,6 +573,8 @@ read_once (PubsubConnection *self)
   g_autoptr(GError) error = NULL;
   guint8 *buffer = chunk;
   gsize have = 0;
+  gboolean would_block;
+  gboolean buffered;
   gssize n;
   gsize used;
 
@@ -508,12 +585,12 @@ read_once (PubsubConnection *self)
       g_byte_array_set_size (self->partial, (guint) (have + READ_CHUNK));
       buffer = self->partial->data;
     }
-  n = g_pollable_input_stream_read_nonblocking (self->input, buffer + have, READ_CHUNK,
-                                                NULL, &error);
+  buffered = !self->direct_reads;
+  n = read_some (self, buffer + have, READ_CHUNK, &would_block, &error);
   if (self->partial != NULL)
     g_byte_array_set_size (self->partial, (guint) (have + MAX (n, 0)));
 
-  if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+  if (would_block)
     return FALSE;
   if (n <= 0)
     {
@@ -540,7 +617,9 @@ read_once (PubsubConnection *self)
       self->partial = g_byte_array_sized_new ((guint) (have - used));
       g_byte_array_append (self->partial, chunk + used, (guint) (have - used));
     }
-  return TRUE;
+  /* A socket that gave less than asked for had no more: asking again
+   * would cost a system call to hear EAGAIN (epoll wakes us for more). */
+  return buffered || (gsize) n == READ_CHUNK;
 }
 
 static void
@@ -582,6 +661,15 @@ on_slow_consumer (PubsubSubscriber *subscriber,
   close_websocket (self, PUBSUB_WS_CLOSE_POLICY, "SLOW_CONSUMER");
 }
 
+static gboolean
+fd_is_stream_socket (int fd)
+{
+  int type;
+  socklen_t len = sizeof type;
+
+  return getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
 /**
  * pubsub_connection_new:
  * @io: the I/O loop that reads the client and flushes its queue
@@ -615,7 +703,9 @@ pubsub_connection_new (PubsubIoLoop  *io,
   pubsub_ws_parser_init (&self->parser, max_message_bytes);
   self->subscriber = pubsub_subscriber_new (io, output, queue_size, metrics);
   g_signal_connect (self->subscriber, "slow-consumer", G_CALLBACK (on_slow_consumer), self);
+  pubsub_subscriber_set_drained_func (self->subscriber, on_drained, self);
   self->fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (output));
+  self->fd_is_socket = fd_is_stream_socket (self->fd);
   if (!pubsub_io_loop_add_reader (io, self->fd, &self->read_watch, error))
     {
       self->state = STATE_CLOSED;
@@ -656,14 +746,6 @@ pubsub_connection_heartbeat (PubsubConnection *self,
     pubsub_subscriber_send (self->subscriber, ping);
 }
 
-static void
-on_drained_for_shutdown (PubsubSubscriber *subscriber,
-                         PubsubConnection *self)
-{
-  g_clear_signal_handler (&self->drained_handler, self->subscriber);
-  close_websocket (self, PUBSUB_WS_CLOSE_GOING_AWAY, "server shutting down");
-}
-
 /**
  * pubsub_connection_shutdown:
  *
@@ -685,7 +767,6 @@ pubsub_connection_shutdown (PubsubConnection *self)
       close_websocket (self, PUBSUB_WS_CLOSE_GOING_AWAY, "server shutting down");
       return;
     }
-  self->drained_handler = g_signal_connect (self->subscriber, "drained",
-                                            G_CALLBACK (on_drained_for_shutdown), self);
+  self->when_drained = WHEN_DRAINED_SHUTDOWN;
   pubsub_subscriber_flush (self->subscriber);
 }

@@ -6,6 +6,8 @@
 
 #include <glib-object.h>
 
+#include "pubsub-uring.h"
+
 G_BEGIN_DECLS
 
 /**
@@ -15,6 +17,19 @@ G_BEGIN_DECLS
 typedef void (*PubsubIoFunc) (GObject *object);
 
 /**
+ * PubsubIoBatchFunc:
+ * @object: as for #PubsubIoFunc
+ * @uring: the loop's ring
+ *
+ * The flush pass's alternative to #PubsubIoFunc when the loop has an
+ * io_uring: queue the work on @uring instead of doing it.
+ *
+ * Returns: %FALSE if nothing was queued: then the watch's func is called
+ */
+typedef gboolean (*PubsubIoBatchFunc) (GObject     *object,
+                                       PubsubUring *uring);
+
+/**
  * PubsubIoWatch:
  *
  * Embedded in the object that owns it (a connection, a subscriber), so that
@@ -22,11 +37,12 @@ typedef void (*PubsubIoFunc) (GObject *object);
  * the loop's.
  */
 typedef struct {
-  GObject      *object;     /* not owned: the owner of this struct */
-  PubsubIoFunc  func;
+  GObject           *object;   /* not owned: the owner of this struct */
+  PubsubIoFunc       func;
+  PubsubIoBatchFunc  batch;    /* optional, for scheduled watches */
   /* private */
-  gboolean      registered;
-  gboolean      scheduled;
+  gboolean           registered;
+  gboolean           scheduled;
 } PubsubIoWatch;
 
 #define PUBSUB_TYPE_IO_LOOP (pubsub_io_loop_get_type ())

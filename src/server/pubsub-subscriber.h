@@ -37,6 +37,18 @@ guint             pubsub_subscriber_get_subscription_count (PubsubSubscriber *se
 guint             pubsub_subscriber_get_queue_length   (PubsubSubscriber *self);
 gboolean          pubsub_subscriber_is_slow            (PubsubSubscriber *self);
 void              pubsub_subscriber_flush              (PubsubSubscriber *self);
+
+/**
+ * PubsubSubscriberDrainedFunc:
+ * @subscriber: whose queue a flush just emptied
+ * @user_data: as given
+ */
+typedef void (*PubsubSubscriberDrainedFunc) (PubsubSubscriber *subscriber,
+                                             gpointer          user_data);
+
+void              pubsub_subscriber_set_drained_func   (PubsubSubscriber *self,
+                                                        PubsubSubscriberDrainedFunc func,
+                                                        gpointer          user_data);
 void              pubsub_subscriber_close              (PubsubSubscriber *self);
 
 G_END_DECLS

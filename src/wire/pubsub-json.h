@@ -34,9 +34,16 @@ typedef struct {
   gsize           len;
 } PubsubJsonValue;
 
+/* n_children of a member whose members were not gathered. */
+#define PUBSUB_JSON_CHILDREN_UNKNOWN G_MAXUINT
+
 typedef struct {
   PubsubJsonValue key;    /* always a PUBSUB_JSON_STRING */
   PubsubJsonValue value;
+  /* See pubsub_json_parse_utf8_members(); otherwise n_children is
+   * PUBSUB_JSON_CHILDREN_UNKNOWN. */
+  guint           first_child;
+  guint           n_children;
 } PubsubJsonMember;
 
 gboolean  pubsub_json_validate       (const char       *text,
@@ -50,6 +57,15 @@ gboolean  pubsub_json_parse_utf8_object (const char        *text,
                                          guint              max_members,
                                          guint             *n_members,
                                          GError           **error) G_GNUC_WARN_UNUSED_RESULT;
+gboolean  pubsub_json_parse_utf8_members (const char        *text,
+                                          gsize              len,
+                                          PubsubJsonValue   *out_value,
+                                          PubsubJsonMember  *members,
+                                          guint              max_members,
+                                          guint             *n_members,
+                                          PubsubJsonMember  *children,
+                                          guint              max_children,
+                                          GError           **error) G_GNUC_WARN_UNUSED_RESULT;
 gboolean  pubsub_json_object_members (const PubsubJsonValue *object,
                                       PubsubJsonMember      *members,
                                       guint                  max_members,

@@ -6,6 +6,9 @@
 
 #include <string.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "pubsub-error.h"
 #include "pubsub-json.h"
@@ -14,6 +17,9 @@
 
 /* A frame may carry fields the protocol does not name; this many at most. */
 #define MAX_FIELDS 64
+/* Members of the frame's object members (message, since) gathered in the
+ * same pass; more are read again when needed. */
+#define MAX_CHILDREN MAX_FIELDS
 
 /**
  * pubsub_format_timestamp:
@@ -54,6 +60,11 @@ pubsub_format_timestamp (gint64 real_time_us,
 #define find_field(members, n_members, name) \
   pubsub_json_find_member ((members), (n_members), "" name "", sizeof (name) - 1)
 
+/* Whether the JSON string @key is the literal @name as written (no escapes:
+ * a key with escapes is compared by pubsub_json_key_equal()). */
+#define NAME_IS(key, name) \
+  ((key)->len == sizeof (name) + 1 && memcmp ((key)->text + 1, name, sizeof (name) - 1) == 0)
+
 /* The common case of a string without escapes needs no decoding. */
 static char *
 decode_string (const PubsubJsonValue *value,
@@ -67,20 +78,44 @@ decode_string (const PubsubJsonValue *value,
   return pubsub_json_string_decode (value, len);
 }
 
+#ifdef __SSE2__
+/* Bit i set when @p[i] is a hex digit, for 16 bytes. */
+static inline guint
+hex_digits_16 (const char *p)
+{
+  const __m128i x = _mm_loadu_si128 ((const __m128i *) p);
+  const __m128i nine = _mm_set1_epi8 (9);
+  const __m128i five = _mm_set1_epi8 (5);
+  /* unsigned d <= 9 exactly when max (d, 9) == 9 */
+  __m128i digit = _mm_sub_epi8 (x, _mm_set1_epi8 ('0'));
+  __m128i letter = _mm_sub_epi8 (_mm_or_si128 (x, _mm_set1_epi8 (0x20)), _mm_set1_epi8 ('a'));
+
+  digit = _mm_cmpeq_epi8 (_mm_max_epu8 (digit, nine), nine);
+  letter = _mm_cmpeq_epi8 (_mm_max_epu8 (letter, five), five);
+  return (guint) _mm_movemask_epi8 (_mm_or_si128 (digit, letter));
+}
+#endif
+
+/* 8-4-4-4-12 hex digits. Every publish checks one: with SSE2, 16 bytes at
+ * a time. */
 static gboolean
 is_uuid (const char *text,
          gsize       len)
 {
-  if (len != PUBSUB_UUID_LEN)
+  if (len != PUBSUB_UUID_LEN ||
+      text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-')
     return FALSE;
+#ifdef __SSE2__
+  /* Bytes 0-15 (dashes at 8, 13), 16-31 (at 18, 23), 32-35 from 20-35. */
+  return (hex_digits_16 (text) | 0x2100) == 0xFFFF &&
+         (hex_digits_16 (text + 16) | 0x0084) == 0xFFFF &&
+         (hex_digits_16 (text + 20) & 0xF000) == 0xF000;
+#else
   for (gsize i = 0; i < len; i++)
-    {
-      gboolean dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-      if (dash ? text[i] != '-' : !g_ascii_isxdigit (text[i]))
-        return FALSE;
-    }
+    if (i != 8 && i != 13 && i != 18 && i != 23 && !g_ascii_isxdigit (text[i]))
+      return FALSE;
   return TRUE;
+#endif
 }
 
 static gboolean
@@ -113,6 +148,11 @@ parse_type (const PubsubJsonValue *value,
     return bad_request (error, "missing field 'type'");
   if (value->kind != PUBSUB_JSON_STRING)
     return bad_request (error, "field 'type' must be a string");
+  if (G_LIKELY (NAME_IS (value, "publish")))
+    {
+      *type = PUBSUB_REQUEST_PUBLISH;
+      return TRUE;
+    }
   for (gsize i = 0; i < G_N_ELEMENTS (types); i++)
     {
       if (pubsub_json_key_equal (value, types[i].name))
@@ -228,17 +268,40 @@ is_epoch (const char *text,
   return TRUE;
 }
 
+/* The members of @member's object value: gathered with the frame's when
+ * they fitted, else read again into @scratch.
+ * Returns: FALSE if there are more than MAX_FIELDS */
+static gboolean
+object_members (const PubsubJsonMember  *member,
+                const PubsubJsonMember  *children,
+                PubsubJsonMember        *scratch,
+                const PubsubJsonMember **out_members,
+                guint                   *n_members)
+{
+  if (member->n_children != PUBSUB_JSON_CHILDREN_UNKNOWN)
+    {
+      *out_members = children + member->first_child;
+      *n_members = member->n_children;
+      return *n_members <= MAX_FIELDS;
+    }
+  *out_members = scratch;
+  return pubsub_json_object_members (&member->value, scratch, MAX_FIELDS, n_members);
+}
+
 /* {"seq": N, "epoch": "E"}: N an integer >= 0, E a string. An E that is not
  * an epoch's shape is kept as "", which matches no topic: the client then
  * gets recovered:false, as for any other epoch it cannot have. */
 static gboolean
-parse_since (const PubsubJsonValue *value,
-             PubsubRequest         *request,
-             GError               **error)
+parse_since (const PubsubJsonMember *member,
+             const PubsubJsonMember *children,
+             PubsubRequest          *request,
+             GError                **error)
 {
   static const char shape[] =
     "field 'since' must be an object {\"seq\": integer >= 0, \"epoch\": string}";
-  PubsubJsonMember members[MAX_FIELDS];
+  const PubsubJsonValue *value = member != NULL ? &member->value : NULL;
+  PubsubJsonMember scratch[MAX_FIELDS];
+  const PubsubJsonMember *members;
   const PubsubJsonValue *seq;
   const PubsubJsonValue *epoch;
   guint n_members;
@@ -246,7 +309,7 @@ parse_since (const PubsubJsonValue *value,
   if (is_null (value))
     return TRUE;
   if (value->kind != PUBSUB_JSON_OBJECT ||
-      !pubsub_json_object_members (value, members, MAX_FIELDS, &n_members))
+      !object_members (member, children, scratch, &members, &n_members))
     return bad_request (error, shape);
   seq = find_field (members, n_members, "seq");
   epoch = find_field (members, n_members, "epoch");
@@ -261,11 +324,14 @@ parse_since (const PubsubJsonValue *value,
 }
 
 static gboolean
-parse_message (const PubsubJsonValue *value,
-               PubsubRequest         *request,
-               GError               **error)
+parse_message (const PubsubJsonMember *member,
+               const PubsubJsonMember *children,
+               PubsubRequest          *request,
+               GError                **error)
 {
-  PubsubJsonMember members[MAX_FIELDS];
+  const PubsubJsonValue *value = member != NULL ? &member->value : NULL;
+  PubsubJsonMember scratch[MAX_FIELDS];
+  const PubsubJsonMember *members;
   const PubsubJsonValue *id;
   const PubsubJsonValue *payload;
   g_autofree char *id_text = NULL;
@@ -276,10 +342,20 @@ parse_message (const PubsubJsonValue *value,
     return bad_request (error, "missing field 'message'");
   if (value->kind != PUBSUB_JSON_OBJECT)
     return bad_request (error, "field 'message' must be an object with 'id' and 'payload'");
-  if (!pubsub_json_object_members (value, members, MAX_FIELDS, &n_members))
+  if (!object_members (member, children, scratch, &members, &n_members))
     return bad_request (error, "field 'message' has too many fields");
 
-  id = find_field (members, n_members, "id");
+  /* The usual message is exactly {"id": …, "payload": …}. */
+  if (n_members == 2 && NAME_IS (&members[0].key, "id") && NAME_IS (&members[1].key, "payload"))
+    {
+      id = &members[0].value;
+      payload = &members[1].value;
+    }
+  else
+    {
+      id = find_field (members, n_members, "id");
+      payload = find_field (members, n_members, "payload");
+    }
   if (id == NULL || id->kind != PUBSUB_JSON_STRING)
     return bad_request (error, "message.id must be a valid UUID");
   if (is_uuid (id->text + 1, id->len - 2))
@@ -293,7 +369,6 @@ parse_message (const PubsubJsonValue *value,
     }
   request->message_id[PUBSUB_UUID_LEN] = '\0';
 
-  payload = find_field (members, n_members, "payload");
   if (payload == NULL)
     return bad_request (error, "missing field 'message.payload'");
   request->payload = payload->text;
@@ -315,6 +390,96 @@ parse_request_id (const PubsubJsonValue *value,
   return TRUE;
 }
 
+/* The members the protocol names, the last of each name (as with
+ * JSON.parse()), found in one pass. */
+typedef struct {
+  const PubsubJsonMember *type;
+  const PubsubJsonMember *request_id;
+  const PubsubJsonMember *topic;
+  const PubsubJsonMember *client_id;
+  const PubsubJsonMember *last_n;
+  const PubsubJsonMember *since;
+  const PubsubJsonMember *message;
+} Fields;
+
+/* Returns: FALSE if the key, as written, names none of the fields */
+static gboolean
+match_plain_key (const PubsubJsonMember *member,
+                 Fields                 *fields)
+{
+  const PubsubJsonValue *key = &member->key;
+  const PubsubJsonMember **slot = NULL;
+
+  switch (key->len - 2)
+    {
+    case 4:
+      slot = NAME_IS (key, "type") ? &fields->type : NULL;
+      break;
+    case 5:
+      slot = NAME_IS (key, "topic") ? &fields->topic : NAME_IS (key, "since") ? &fields->since : NULL;
+      break;
+    case 6:
+      slot = NAME_IS (key, "last_n") ? &fields->last_n : NULL;
+      break;
+    case 7:
+      slot = NAME_IS (key, "message") ? &fields->message : NULL;
+      break;
+    case 9:
+      slot = NAME_IS (key, "client_id") ? &fields->client_id : NULL;
+      break;
+    case 10:
+      slot = NAME_IS (key, "request_id") ? &fields->request_id : NULL;
+      break;
+    default:
+      break;
+    }
+  if (slot == NULL)
+    return FALSE;
+  *slot = member;
+  return TRUE;
+}
+
+/* A key with escapes ("\u0074ype"), compared by what it stands for. */
+static void
+match_escaped_key (const PubsubJsonMember *member,
+                   Fields                 *fields)
+{
+  static const struct { const char *name; gsize offset; } names[] = {
+    { "type", G_STRUCT_OFFSET (Fields, type) },
+    { "request_id", G_STRUCT_OFFSET (Fields, request_id) },
+    { "topic", G_STRUCT_OFFSET (Fields, topic) },
+    { "client_id", G_STRUCT_OFFSET (Fields, client_id) },
+    { "last_n", G_STRUCT_OFFSET (Fields, last_n) },
+    { "since", G_STRUCT_OFFSET (Fields, since) },
+    { "message", G_STRUCT_OFFSET (Fields, message) },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    if (pubsub_json_key_equal (&member->key, names[i].name))
+      {
+        G_STRUCT_MEMBER (const PubsubJsonMember *, fields, names[i].offset) = member;
+        return;
+      }
+}
+
+static void
+find_fields (const PubsubJsonMember *members,
+             guint                   n_members,
+             Fields                 *fields)
+{
+  memset (fields, 0, sizeof *fields);
+  for (guint i = 0; i < n_members; i++)
+    if (!match_plain_key (&members[i], fields) &&
+        memchr (members[i].key.text, '\\', members[i].key.len) != NULL)
+      match_escaped_key (&members[i], fields);
+}
+
+static const PubsubJsonValue *
+value_of (const PubsubJsonMember *member)
+{
+  return member != NULL ? &member->value : NULL;
+}
+
 /**
  * pubsub_request_parse:
  * @text: the text of one WebSocket text message: valid UTF-8, which the
@@ -334,12 +499,15 @@ pubsub_request_parse (const char     *text,
                       GError        **error)
 {
   PubsubJsonMember members[MAX_FIELDS];
+  PubsubJsonMember children[MAX_CHILDREN];
   PubsubJsonValue root;
   guint n_members;
+  Fields fields;
 
   memset (request, 0, sizeof *request);
 
-  if (!pubsub_json_parse_utf8_object (text, len, &root, members, MAX_FIELDS, &n_members, error))
+  if (!pubsub_json_parse_utf8_members (text, len, &root, members, MAX_FIELDS, &n_members,
+                                       children, MAX_CHILDREN, error))
     {
       if (n_members <= MAX_FIELDS)
         return FALSE;
@@ -350,23 +518,24 @@ pubsub_request_parse (const char     *text,
   if (root.kind != PUBSUB_JSON_OBJECT)
     return bad_request (error, "a frame must be a JSON object");
 
-  if (!parse_request_id (find_field (members, n_members, "request_id"), request, error) ||
-      !parse_type (find_field (members, n_members, "type"), &request->type, error))
+  find_fields (members, n_members, &fields);
+  if (!parse_request_id (value_of (fields.request_id), request, error) ||
+      !parse_type (value_of (fields.type), &request->type, error))
     return FALSE;
 
   switch (request->type)
     {
     case PUBSUB_REQUEST_SUBSCRIBE:
-      return parse_topic (find_field (members, n_members, "topic"), request->topic, error) &&
-             parse_client_id (find_field (members, n_members, "client_id"), &request->client_id, error) &&
-             parse_last_n (find_field (members, n_members, "last_n"), &request->last_n, error) &&
-             parse_since (find_field (members, n_members, "since"), request, error);
+      return parse_topic (value_of (fields.topic), request->topic, error) &&
+             parse_client_id (value_of (fields.client_id), &request->client_id, error) &&
+             parse_last_n (value_of (fields.last_n), &request->last_n, error) &&
+             parse_since (fields.since, children, request, error);
     case PUBSUB_REQUEST_UNSUBSCRIBE:
-      return parse_topic (find_field (members, n_members, "topic"), request->topic, error) &&
-             parse_client_id (find_field (members, n_members, "client_id"), &request->client_id, error);
+      return parse_topic (value_of (fields.topic), request->topic, error) &&
+             parse_client_id (value_of (fields.client_id), &request->client_id, error);
     case PUBSUB_REQUEST_PUBLISH:
-      return parse_topic (find_field (members, n_members, "topic"), request->topic, error) &&
-             parse_message (find_field (members, n_members, "message"), request, error);
+      return parse_topic (value_of (fields.topic), request->topic, error) &&
+             parse_message (fields.message, children, request, error);
     case PUBSUB_REQUEST_PING:
       return TRUE;
     default:
@@ -474,6 +643,34 @@ frame_from_pieces (const Piece *pieces,
   return g_bytes_new_take (frame, header_len + json_len);
 }
 
+/* Appends the literal @s at @p and advances @p: a constant size, so the
+ * compiler turns the memcpy() into a few moves. */
+#define PUT_LITERAL(p, s) \
+  G_STMT_START { memcpy ((p), "" s "", sizeof (s) - 1); (p) += sizeof (s) - 1; } G_STMT_END
+
+static inline guint8 *
+put (guint8     *p,
+     const void *text,
+     gsize       len)
+{
+  memcpy (p, text, len);
+  return p + len;
+}
+
+/* A text frame of @json_len bytes of JSON: returns where the JSON goes. */
+static inline guint8 *
+new_text_frame (gsize    json_len,
+                guint8 **out_frame,
+                gsize   *out_len)
+{
+  gsize header_len = pubsub_ws_frame_header_len (json_len);
+
+  *out_len = header_len + json_len;
+  *out_frame = g_malloc (*out_len);
+  pubsub_ws_frame_write_header (*out_frame, json_len, PUBSUB_WS_OPCODE_TEXT);
+  return *out_frame + header_len;
+}
+
 /**
  * pubsub_frame_new_event:
  * @info: the message: a valid topic name and UUID (no escaping needed) and
@@ -488,32 +685,51 @@ GBytes *
 pubsub_frame_new_event (const PubsubMessageInfo *info,
                         gsize                   *out_payload_offset)
 {
-  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+#define EVENT_START "{\"type\":\"event\",\"topic\":\""
+#define EVENT_ID "\",\"message\":{\"id\":\""
+#define EVENT_PAYLOAD "\",\"payload\":"
+#define EVENT_SEQ "},\"seq\":"
+#define EVENT_EPOCH ",\"epoch\":\""
+#define EVENT_TS "\",\"ts\":\""
+#define EVENT_END "\"}"
+  gsize topic_len = strlen (info->topic);
   char seq[20];
-  const Piece pieces[] = {
-    LITERAL ("{\"type\":\"event\",\"topic\":\""),
-    { info->topic, strlen (info->topic) },
-    LITERAL ("\",\"message\":{\"id\":\""),
-    { info->id, PUBSUB_UUID_LEN },
-    LITERAL ("\",\"payload\":"),
-    { info->payload, info->payload_len },
-    LITERAL ("},\"seq\":"),
-    { seq, format_u64 (info->seq, seq) },
-    LITERAL (",\"epoch\":\""),
-    { info->epoch, PUBSUB_EPOCH_LEN },
-    LITERAL ("\",\"ts\":\""),
-    { ts, PUBSUB_TIMESTAMP_LEN },
-    LITERAL ("\"}"),
-  };
-  const guint payload_piece = 5;
-  GBytes *frame;
+  gsize seq_len = format_u64 (info->seq, seq);
+  gsize json_len = sizeof EVENT_START - 1 + topic_len + sizeof EVENT_ID - 1 + PUBSUB_UUID_LEN +
+                   sizeof EVENT_PAYLOAD - 1 + info->payload_len + sizeof EVENT_SEQ - 1 + seq_len +
+                   sizeof EVENT_EPOCH - 1 + PUBSUB_EPOCH_LEN + sizeof EVENT_TS - 1 +
+                   PUBSUB_TIMESTAMP_LEN + sizeof EVENT_END - 1;
+  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+  guint8 *frame;
+  gsize frame_len;
+  guint8 *p = new_text_frame (json_len, &frame, &frame_len);
 
+  /* Written in place, not through a list of pieces: it runs once per
+   * publish. */
+  PUT_LITERAL (p, EVENT_START);
+  p = put (p, info->topic, topic_len);
+  PUT_LITERAL (p, EVENT_ID);
+  p = put (p, info->id, PUBSUB_UUID_LEN);
+  PUT_LITERAL (p, EVENT_PAYLOAD);
+  *out_payload_offset = (gsize) (p - frame);
+  p = put (p, info->payload, info->payload_len);
+  PUT_LITERAL (p, EVENT_SEQ);
+  p = put (p, seq, seq_len);
+  PUT_LITERAL (p, EVENT_EPOCH);
+  p = put (p, info->epoch, PUBSUB_EPOCH_LEN);
+  PUT_LITERAL (p, EVENT_TS);
   pubsub_format_timestamp (info->time_us, ts);
-  frame = frame_from_pieces (pieces, G_N_ELEMENTS (pieces));
-  *out_payload_offset = pubsub_ws_frame_payload_offset (frame);
-  for (guint i = 0; i < payload_piece; i++)
-    *out_payload_offset += pieces[i].len;
-  return frame;
+  p = put (p, ts, PUBSUB_TIMESTAMP_LEN);
+  PUT_LITERAL (p, EVENT_END);
+  g_assert ((gsize) (p - frame) == frame_len);
+  return g_bytes_new_take (frame, frame_len);
+#undef EVENT_START
+#undef EVENT_ID
+#undef EVENT_PAYLOAD
+#undef EVENT_SEQ
+#undef EVENT_EPOCH
+#undef EVENT_TS
+#undef EVENT_END
 }
 
 /* ,"request_id":<the client's token>, or nothing */
@@ -581,6 +797,62 @@ pubsub_frame_new_ack (const PubsubRequest *request,
   return ack_with_fields (request, topic, "", 0);
 }
 
+/* The publish ack, written in place like the event: it is the other
+ * frame of every publish. @topic is valid, so it needs no escaping. */
+static GBytes *
+publish_ack_in_place (const PubsubRequest *request,
+                      const char          *topic,
+                      gsize                topic_len,
+                      guint64              seq,
+                      gboolean             duplicate)
+{
+#define ACK_START "{\"type\":\"ack\""
+#define ACK_REQUEST_ID ",\"request_id\":"
+#define ACK_TOPIC ",\"topic\":\""
+#define ACK_SEQ "\",\"status\":\"ok\",\"seq\":"
+#define ACK_DUPLICATE ",\"duplicate\":true"
+#define ACK_TS ",\"ts\":\""
+#define ACK_END "\"}"
+  char digits[20];
+  gsize seq_len = format_u64 (seq, digits);
+  gsize request_id_len = request->request_id != NULL ? request->request_id_len : 0;
+  gsize json_len = sizeof ACK_START - 1 +
+                   (request_id_len > 0 ? sizeof ACK_REQUEST_ID - 1 + request_id_len : 0) +
+                   sizeof ACK_TOPIC - 1 + topic_len + sizeof ACK_SEQ - 1 + seq_len +
+                   (duplicate ? sizeof ACK_DUPLICATE - 1 : 0) +
+                   sizeof ACK_TS - 1 + PUBSUB_TIMESTAMP_LEN + sizeof ACK_END - 1;
+  char ts[PUBSUB_TIMESTAMP_LEN + 1];
+  guint8 *frame;
+  gsize frame_len;
+  guint8 *p = new_text_frame (json_len, &frame, &frame_len);
+
+  PUT_LITERAL (p, ACK_START);
+  if (request_id_len > 0)
+    {
+      PUT_LITERAL (p, ACK_REQUEST_ID);
+      p = put (p, request->request_id, request_id_len);
+    }
+  PUT_LITERAL (p, ACK_TOPIC);
+  p = put (p, topic, topic_len);
+  PUT_LITERAL (p, ACK_SEQ);
+  p = put (p, digits, seq_len);
+  if (duplicate)
+    PUT_LITERAL (p, ACK_DUPLICATE);
+  PUT_LITERAL (p, ACK_TS);
+  pubsub_format_timestamp (g_get_real_time (), ts);
+  p = put (p, ts, PUBSUB_TIMESTAMP_LEN);
+  PUT_LITERAL (p, ACK_END);
+  g_assert ((gsize) (p - frame) == frame_len);
+  return g_bytes_new_take (frame, frame_len);
+#undef ACK_START
+#undef ACK_REQUEST_ID
+#undef ACK_TOPIC
+#undef ACK_SEQ
+#undef ACK_DUPLICATE
+#undef ACK_TS
+#undef ACK_END
+}
+
 /**
  * pubsub_frame_new_publish_ack:
  * @request: the publish
@@ -592,6 +864,11 @@ pubsub_frame_new_publish_ack (const PubsubRequest *request,
                               guint64              seq,
                               gboolean             duplicate)
 {
+  gsize topic_len = strlen (request->topic);
+
+  if (G_LIKELY (pubsub_topic_name_is_valid (request->topic, topic_len)))
+    return publish_ack_in_place (request, request->topic, topic_len, seq, duplicate);
+
   static const char seq_field[] = ",\"seq\":";
   static const char duplicate_field[] = ",\"duplicate\":true";
   char fields[sizeof seq_field + 20 + sizeof duplicate_field];
