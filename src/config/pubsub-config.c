@@ -33,7 +33,8 @@ field_of (PubsubConfig        *config,
 static gboolean
 is_string_type (PubsubSettingType type)
 {
-  return type == PUBSUB_SETTING_TYPE_STRING || type == PUBSUB_SETTING_TYPE_ADDRESS;
+  return type == PUBSUB_SETTING_TYPE_STRING || type == PUBSUB_SETTING_TYPE_ADDRESS ||
+         type == PUBSUB_SETTING_TYPE_CLUSTER;
 }
 
 /* Every field at its default, from the table. */
@@ -54,6 +55,7 @@ pubsub_config_new (void)
           break;
         case PUBSUB_SETTING_TYPE_STRING:
         case PUBSUB_SETTING_TYPE_ADDRESS:
+        case PUBSUB_SETTING_TYPE_CLUSTER:
           *(char **) field = g_strdup (setting->default_string);
           break;
         case PUBSUB_SETTING_TYPE_ENUM:
@@ -144,6 +146,31 @@ find_choice (const PubsubSetting *setting,
   return -1;
 }
 
+/* A cluster address, or "" to run alone (overriding a config file). */
+static gboolean
+set_cluster (const PubsubSetting  *setting,
+             const char           *text,
+             const char           *source,
+             gpointer              field,
+             GError              **error)
+{
+  PubsubClusterAddress address;
+  g_autoptr(GError) local_error = NULL;
+
+  if (*text != '\0' && !pubsub_cluster_address_parse (text, &address, &local_error))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("invalid value “%s” for %s (from %s): %s"),
+                   text, setting->key, source, local_error->message);
+      return FALSE;
+    }
+  if (*text != '\0')
+    pubsub_cluster_address_clear (&address);
+  g_free (*(char **) field);
+  *(char **) field = *text != '\0' ? g_strdup (text) : NULL;
+  return TRUE;
+}
+
 /* Stores @text into the field of @setting, or explains why it cannot. */
 static gboolean
 apply_value (PubsubConfig         *config,
@@ -193,6 +220,9 @@ apply_value (PubsubConfig         *config,
       g_free (*(char **) field);
       *(char **) field = g_strdup (text);
       return TRUE;
+
+    case PUBSUB_SETTING_TYPE_CLUSTER:
+      return set_cluster (setting, text, source, field, error);
 
     case PUBSUB_SETTING_TYPE_ENUM:
       choice = find_choice (setting, text);

@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include <glib/gi18n.h>
 
 #include "pubsub-settings.h"
@@ -110,6 +112,28 @@ static const PubsubSetting settings[PUBSUB_N_SETTINGS] = {
     .help = N_("D-Bus bus to publish the management API on"),
     .arg = N_("BUS"),
   },
+  /* Unset: one process alone, in memory. */
+  [PUBSUB_SETTING_CLUSTER] = {
+    .key = "cluster", .type = PUBSUB_SETTING_TYPE_CLUSTER, .offset = FIELD (cluster),
+    .default_string = NULL,
+    /* TRANSLATORS: --help text of --cluster */
+    .help = N_("Run as a node of the cluster sharing this Redis (redis://HOST:PORT[/DB] or unix:PATH)"),
+    .arg = N_("ADDRESS"),
+  },
+  [PUBSUB_SETTING_CLUSTER_PREFIX] = {
+    .key = "cluster-prefix", .type = PUBSUB_SETTING_TYPE_STRING,
+    .offset = FIELD (cluster_prefix),
+    .default_string = "pubsub",
+    .help = N_("Prefix of the cluster's Redis keys"),
+    .arg = N_("PREFIX"),
+  },
+  /* Unset: the host name and the listen port, unique on one machine. */
+  [PUBSUB_SETTING_NODE_ID] = {
+    .key = "node-id", .type = PUBSUB_SETTING_TYPE_STRING, .offset = FIELD (node_id),
+    .default_string = NULL,
+    .help = N_("This node's name in the cluster (default: host name:listen port)"),
+    .arg = N_("ID"),
+  },
 };
 
 const PubsubSetting *
@@ -180,6 +204,7 @@ pubsub_setting_dup_default_text (const PubsubSetting *setting)
       return g_strdup_printf ("%u", setting->default_uint);
     case PUBSUB_SETTING_TYPE_STRING:
     case PUBSUB_SETTING_TYPE_ADDRESS:
+    case PUBSUB_SETTING_TYPE_CLUSTER:
       return g_strdup (setting->default_string);
     case PUBSUB_SETTING_TYPE_ENUM:
       return g_strdup (setting->choices[setting->default_uint]);
@@ -219,4 +244,94 @@ pubsub_setting_dup_help (const PubsubSetting *setting)
     return g_steal_pointer (&help);
   /* TRANSLATORS: what a setting does, then its default value */
   return g_strdup_printf (C_("setting help", "%s (default %s)"), help, default_text);
+}
+
+void
+pubsub_cluster_address_clear (PubsubClusterAddress *address)
+{
+  g_clear_pointer (&address->host, g_free);
+  g_clear_pointer (&address->path, g_free);
+}
+
+static gboolean
+parse_number (const char *text,
+              guint       min,
+              guint       max,
+              guint      *out)
+{
+  guint64 number;
+
+  if (!g_ascii_string_to_unsigned (text, 10, min, max, &number, NULL))
+    return FALSE;
+  *out = (guint) number;
+  return TRUE;
+}
+
+/* HOST[:PORT][/DB], HOST a name, an IPv4 address or [IPv6]. */
+static gboolean
+parse_tcp (const char           *text,
+           PubsubClusterAddress *address)
+{
+  g_autofree char *copy = g_strdup (text);
+  char *slash = strchr (copy, '/');
+  char *host = copy;
+  char *colon;
+
+  address->port = 6379;
+  if (slash != NULL)
+    {
+      *slash = '\0';
+      if (!parse_number (slash + 1, 0, 65535, &address->db))
+        return FALSE;
+    }
+  if (host[0] == '[')
+    {
+      char *close = strchr (host, ']');
+
+      if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+        return FALSE;
+      *close = '\0';
+      colon = close[1] == ':' ? close + 1 : NULL;
+      host++;
+    }
+  else
+    {
+      colon = strchr (host, ':');
+      if (colon != NULL)
+        *colon = '\0';
+    }
+  if (colon != NULL && !parse_number (colon + 1, 1, 65535, &address->port))
+    return FALSE;
+  if (*host == '\0')
+    return FALSE;
+  address->host = g_strdup (host);
+  return TRUE;
+}
+
+/**
+ * pubsub_cluster_address_parse:
+ * @text: redis://HOST[:PORT][/DB] (port 6379 and db 0 by default) or
+ *   unix:PATH
+ * @address: (out caller-allocates): the parts; cleared with
+ *   pubsub_cluster_address_clear()
+ * @error: %G_OPTION_ERROR_BAD_VALUE
+ */
+gboolean
+pubsub_cluster_address_parse (const char            *text,
+                              PubsubClusterAddress  *address,
+                              GError               **error)
+{
+  memset (address, 0, sizeof *address);
+  if (g_str_has_prefix (text, "unix:") && text[5] != '\0')
+    {
+      address->path = g_strdup (text + 5);
+      return TRUE;
+    }
+  if (g_str_has_prefix (text, "redis://") && parse_tcp (text + 8, address))
+    return TRUE;
+  pubsub_cluster_address_clear (address);
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+               /* TRANSLATORS: the cluster address forms are not translated */
+               _("expected redis://HOST[:PORT][/DB] or unix:PATH"));
+  return FALSE;
 }

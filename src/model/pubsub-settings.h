@@ -39,6 +39,9 @@ typedef struct {
   guint      max_topics;
   guint      shutdown_grace;       /* seconds */
   PubsubBus  bus;
+  char      *cluster;              /* NULL: the in-memory engine */
+  char      *cluster_prefix;       /* Redis key prefix */
+  char      *node_id;              /* NULL: host name ":" listen port */
   char      *config_file;          /* the file read, if any (not a setting) */
 } PubsubConfig;
 
@@ -56,6 +59,9 @@ typedef enum {
   PUBSUB_SETTING_MAX_TOPICS,
   PUBSUB_SETTING_SHUTDOWN_GRACE,
   PUBSUB_SETTING_BUS,
+  PUBSUB_SETTING_CLUSTER,
+  PUBSUB_SETTING_CLUSTER_PREFIX,
+  PUBSUB_SETTING_NODE_ID,
   PUBSUB_N_SETTINGS,
 } PubsubSettingId;
 
@@ -64,6 +70,9 @@ typedef enum {
   PUBSUB_SETTING_TYPE_STRING,    /* char * field: any non-empty text */
   PUBSUB_SETTING_TYPE_ADDRESS,   /* char * field: HOST:PORT (pubsub_config_split_listen) */
   PUBSUB_SETTING_TYPE_ENUM,      /* enum field (int-sized): the index of one of choices */
+  PUBSUB_SETTING_TYPE_CLUSTER,   /* char * field: a cluster address
+                                  * (pubsub_cluster_address_parse), or ""
+                                  * for none (stored as NULL) */
 } PubsubSettingType;
 
 typedef struct {
@@ -79,6 +88,19 @@ typedef struct {
   const char          *help;            /* N_(): what it does, without the default */
   const char          *arg;             /* N_(): the argument in --help, e.g. "N" */
 } PubsubSetting;
+
+/* A cluster's Redis: redis://HOST[:PORT][/DB] or unix:PATH. */
+typedef struct {
+  char  *host;    /* NULL for a Unix socket */
+  guint  port;
+  char  *path;    /* NULL for TCP */
+  guint  db;
+} PubsubClusterAddress;
+
+gboolean             pubsub_cluster_address_parse    (const char           *text,
+                                                      PubsubClusterAddress *address,
+                                                      GError              **error);
+void                 pubsub_cluster_address_clear    (PubsubClusterAddress *address);
 
 const PubsubSetting *pubsub_setting_get              (PubsubSettingId      id);
 const PubsubSetting *pubsub_setting_lookup           (const char          *key);
