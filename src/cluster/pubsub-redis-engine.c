@@ -1,0 +1,966 @@
+/* pubsub-redis-engine.c: the engine of a cluster node sharing a Redis
+ *
+ * Owns the two hiredis connections (commands, and the subscriber that hears
+ * the cluster's bus), the calls in flight, the sync barrier and the state
+ * machine DOWN → CONNECTING → UP. Everything runs in the main loop: hiredis
+ * pipelines, and no call ever waits for another's reply.
+ *
+ * Failure is one path (SPEC §9): any error, EOF, refused connect or timeout
+ * on either connection takes the engine DOWN: both connections are dropped,
+ * every pending call is answered UNAVAILABLE in the order it was made, the
+ * broker is told once per outage, and a reconnect follows with backoff.
+ * hiredis 0.14 has no command timeout: the sync barrier doubles as the
+ * heartbeat (a token published on the command connection must come back on
+ * the subscriber within HEARTBEAT_TIMEOUT_US), which covers a stopped Redis
+ * (SIGSTOP) on both connections at once.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "pubsub-error.h"
+#include "pubsub-event-text.h"
+#include "pubsub-redis-private.h"
+
+#define BACKOFF_MIN_MS        200
+#define BACKOFF_MAX_MS        2000
+#define TICK_MS               1000
+#define HEARTBEAT_TIMEOUT_US  (3 * G_USEC_PER_SEC)
+#define CONNECT_TIMEOUT_US    (5 * G_USEC_PER_SEC)
+/* Bounds on what a flood of clients can queue towards Redis. */
+#define MAX_PENDING_CALLS     100000
+#define MAX_PENDING_BYTES     ((gsize) 64 * 1024 * 1024)
+
+typedef enum {
+  CALL_PUBLISH,
+  CALL_CREATE,
+  CALL_DELETE,
+  CALL_SYNC,
+} CallKind;
+
+/* One call of the engine interface waiting for Redis. */
+typedef struct {
+  PubsubRedisEngine    *engine;
+  GObject              *owner;      /* owned */
+  PubsubEngineCallback  callback;
+  CallKind              kind;
+  gsize                 bytes;
+  char                 *name;       /* owned: create, delete */
+  PubsubEngineReply     reply;
+} Call;
+
+static void pubsub_redis_engine_iface_init (PubsubEngineInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (PubsubRedisEngine, pubsub_redis_engine, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (PUBSUB_TYPE_ENGINE,
+                                                      pubsub_redis_engine_iface_init))
+
+static void engine_stop (PubsubEngine *engine);
+
+static void
+pubsub_redis_engine_dispose (GObject *object)
+{
+  engine_stop (PUBSUB_ENGINE (object));
+
+  G_OBJECT_CLASS (pubsub_redis_engine_parent_class)->dispose (object);
+}
+
+static void
+pubsub_redis_engine_finalize (GObject *object)
+{
+  PubsubRedisEngine *self = PUBSUB_REDIS_ENGINE (object);
+
+  pubsub_cluster_address_clear (&self->address);
+  g_free (self->address_text);
+  g_free (self->prefix);
+  g_free (self->node_id);
+  g_free (self->k_topics);
+  g_free (self->k_seq);
+  g_free (self->k_bus);
+  g_free (self->k_marker);
+  g_free (self->k_nodes);
+  g_free (self->k_node);
+  g_free (self->k_sync);
+  g_free (self->generation);
+  g_hash_table_unref (self->fetches);
+  g_hash_table_unref (self->remote);
+  g_string_free (self->last_report, TRUE);
+
+  G_OBJECT_CLASS (pubsub_redis_engine_parent_class)->finalize (object);
+}
+
+static void
+pubsub_redis_engine_class_init (PubsubRedisEngineClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = pubsub_redis_engine_dispose;
+  object_class->finalize = pubsub_redis_engine_finalize;
+}
+
+static void on_link_event (PubsubRedisLink      *link,
+                           PubsubRedisLinkEvent  event,
+                           const char           *why,
+                           gpointer              user_data);
+
+static void
+pubsub_redis_engine_init (PubsubRedisEngine *self)
+{
+  pubsub_redis_link_init (&self->cmd, on_link_event, self);
+  pubsub_redis_link_init (&self->sub, on_link_event, self);
+  self->backoff_ms = BACKOFF_MIN_MS;
+  self->n_nodes = 1;
+  g_queue_init (&self->sync_ready);
+  g_queue_init (&self->backlog);
+  self->fetches = g_hash_table_new (g_str_hash, g_str_equal);
+  self->remote = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->last_report = g_string_new (NULL);
+}
+
+/**
+ * pubsub_redis_engine_new:
+ * @address: redis://HOST[:PORT][/DB] or unix:PATH
+ * @prefix: (nullable): of every key and channel; "pubsub" if %NULL
+ * @node_id: (nullable): this node's name in the cluster; the host name if
+ *   %NULL
+ * @error: %G_OPTION_ERROR_BAD_VALUE for an address that does not parse
+ *
+ * Returns: (transfer full) (nullable): the engine, not connected yet:
+ *   pubsub_engine_start() connects
+ */
+PubsubEngine *
+pubsub_redis_engine_new (const char  *address,
+                         const char  *prefix,
+                         const char  *node_id,
+                         GError     **error)
+{
+  g_autoptr(PubsubRedisEngine) self = g_object_new (PUBSUB_TYPE_REDIS_ENGINE, NULL);
+  const char *p;
+
+  g_return_val_if_fail (address != NULL, NULL);
+
+  if (!pubsub_cluster_address_parse (address, &self->address, error))
+    return NULL;
+  self->address_text = g_strdup (address);
+  self->prefix = g_strdup (prefix != NULL ? prefix : "pubsub");
+  self->node_id = g_strdup (node_id != NULL ? node_id : g_get_host_name ());
+  p = self->prefix;
+  self->k_topics = g_strconcat (p, ":topics", NULL);
+  self->k_seq = g_strconcat (p, ":seq", NULL);
+  self->k_bus = g_strconcat (p, ":bus", NULL);
+  self->k_marker = g_strconcat (p, ":marker", NULL);
+  self->k_nodes = g_strconcat (p, ":nodes", NULL);
+  self->k_node = g_strconcat (p, ":node:", self->node_id, NULL);
+  self->k_sync = g_strconcat (p, ":sync:", self->node_id, NULL);
+  return PUBSUB_ENGINE (g_steal_pointer (&self));
+}
+
+/* P:s:{name}, P:ids:{name} */
+char *
+pubsub_redis_engine_topic_key (PubsubRedisEngine *self,
+                               const char        *kind,
+                               const char        *name)
+{
+  return g_strconcat (self->prefix, ":", kind, ":", name, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Calls                                                                  */
+
+static Call *
+call_new (PubsubRedisEngine    *self,
+          CallKind              kind,
+          GObject              *owner,
+          PubsubEngineCallback  callback,
+          gsize                 bytes)
+{
+  Call *call = g_new0 (Call, 1);
+
+  call->engine = self;
+  call->owner = g_object_ref (owner);
+  call->callback = callback;
+  call->kind = kind;
+  call->bytes = bytes;
+  self->n_pending++;
+  self->pending_bytes += bytes;
+  return call;
+}
+
+static void
+call_free (Call *call)
+{
+  call->engine->n_pending--;
+  call->engine->pending_bytes -= call->bytes;
+  pubsub_engine_reply_clear (&call->reply);
+  g_object_unref (call->owner);
+  g_free (call->name);
+  g_free (call);
+}
+
+static void
+call_finish (Call *call)
+{
+  call->callback (PUBSUB_ENGINE (call->engine), &call->reply, call->owner);
+  call_free (call);
+}
+
+static void
+call_fail (Call       *call,
+           PubsubError code,
+           const char *message)
+{
+  g_clear_error (&call->reply.error);
+  g_set_error_literal (&call->reply.error, PUBSUB_ERROR, code, message);
+  call_finish (call);
+}
+
+#define UNREACHABLE_MESSAGE "the cluster's Redis cannot be reached"
+
+/* Whether a new call may go to Redis now; if not, @reply says why. */
+static gboolean
+admit (PubsubRedisEngine *self,
+       PubsubEngineReply *reply,
+       gsize              bytes)
+{
+  if (self->state != STATE_UP)
+    g_set_error_literal (&reply->error, PUBSUB_ERROR, PUBSUB_ERROR_UNAVAILABLE,
+                         UNREACHABLE_MESSAGE);
+  else if (self->n_pending >= MAX_PENDING_CALLS ||
+           self->pending_bytes + bytes > MAX_PENDING_BYTES)
+    g_set_error_literal (&reply->error, PUBSUB_ERROR, PUBSUB_ERROR_UNAVAILABLE,
+                         "too many calls are waiting for the cluster's Redis");
+  return reply->error == NULL;
+}
+
+/* A call that could not even be queued is answered at once, not through
+ * its callback. */
+static gboolean
+send_call (PubsubRedisEngine *self,
+           Call              *call,
+           redisCallbackFn   *fn,
+           int                argc,
+           const char       **argv,
+           const size_t      *argvlen,
+           PubsubEngineReply *reply)
+{
+  if (pubsub_redis_link_send (&self->cmd, fn, call, argc, argv, argvlen))
+    return FALSE;
+  g_set_error_literal (&reply->error, PUBSUB_ERROR, PUBSUB_ERROR_UNAVAILABLE,
+                       UNREACHABLE_MESSAGE);
+  call_free (call);
+  return TRUE;
+}
+
+/**
+ * pubsub_redis_engine_command:
+ *
+ * Sends an internal command (not a call) on the command connection.
+ *
+ * Returns: %FALSE, without calling @fn, when the connection is gone
+ */
+gboolean
+pubsub_redis_engine_command (PubsubRedisEngine *self,
+                             redisCallbackFn   *fn,
+                             gpointer           privdata,
+                             int                argc,
+                             const char       **argv,
+                             const size_t      *argvlen)
+{
+  return pubsub_redis_link_send (&self->cmd, fn, privdata, argc, argv, argvlen);
+}
+
+/**
+ * pubsub_redis_engine_eval:
+ * @keys_and_args: (element-type utf8): the keys, then the arguments
+ * @n_keys: how many of them are keys
+ *
+ * EVALSHA of one of the scripts, loaded at connect.
+ */
+gboolean
+pubsub_redis_engine_eval (PubsubRedisEngine *self,
+                          PubsubRedisScript  script,
+                          redisCallbackFn   *fn,
+                          gpointer           privdata,
+                          GPtrArray         *keys_and_args,
+                          guint              n_keys)
+{
+  guint argc = keys_and_args->len + 3;
+  g_autofree const char **argv = g_new (const char *, argc);
+  g_autofree size_t *argvlen = g_new (size_t, argc);
+  char n_keys_text[16];
+
+  g_snprintf (n_keys_text, sizeof n_keys_text, "%u", n_keys);
+  argv[0] = "EVALSHA";
+  argv[1] = pubsub_redis_script_get_sha (script);
+  argv[2] = n_keys_text;
+  for (guint i = 0; i < keys_and_args->len; i++)
+    argv[i + 3] = g_ptr_array_index (keys_and_args, i);
+  for (guint i = 0; i < argc; i++)
+    argvlen[i] = strlen (argv[i]);
+  return pubsub_redis_engine_command (self, fn, privdata, (int) argc, argv, argvlen);
+}
+
+/* An error reply that is not the script's own answer: the connection or
+ * Redis is unwell (NOSCRIPT after a SCRIPT FLUSH, a Lua error…). NOSCRIPT
+ * is healed by reconnecting, which loads the scripts again. */
+static void
+unexpected_error (PubsubRedisEngine *self,
+                  const redisReply  *r)
+{
+  g_debug ("cluster: Redis answered an error: %s", r->str);
+  if (g_str_has_prefix (r->str, "NOSCRIPT"))
+    pubsub_redis_engine_lost (self, "the scripts are gone from Redis");
+}
+
+static void
+on_publish_reply (redisAsyncContext *ac,
+                  void              *reply,
+                  void              *privdata)
+{
+  Call *call = privdata;
+  redisReply *r = reply;
+
+  if (r == NULL)
+    {
+      call_fail (call, PUBSUB_ERROR_UNAVAILABLE, UNREACHABLE_MESSAGE);
+      pubsub_redis_engine_lost (call->engine, "connection lost");
+      return;
+    }
+  if (r->type == REDIS_REPLY_ERROR && g_str_equal (r->str, "NOTFOUND"))
+    {
+      call_fail (call, PUBSUB_ERROR_TOPIC_NOT_FOUND, "topic does not exist");
+      return;
+    }
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+      r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+      PubsubRedisEngine *self = call->engine;
+
+      call_fail (call, PUBSUB_ERROR_UNAVAILABLE, "the cluster's Redis failed to store the message");
+      if (r->type == REDIS_REPLY_ERROR)
+        unexpected_error (self, r);
+      return;
+    }
+  call->reply.seq = (guint64) r->element[0]->integer;
+  call->reply.duplicate = r->element[1]->integer != 0;
+  call_finish (call);
+}
+
+static gboolean
+redis_publish (PubsubEngine         *engine,
+               const char           *name,
+               const char           *id,
+               const char           *payload,
+               gsize                 payload_len,
+               PubsubEngineReply    *reply,
+               GObject              *owner,
+               PubsubEngineCallback  callback)
+{
+  PubsubRedisEngine *self = PUBSUB_REDIS_ENGINE (engine);
+  g_autofree char *text = NULL;
+  g_autofree char *stream = NULL;
+  g_autofree char *ids = NULL;
+  char history[16];
+  gsize head_len, text_len;
+  const char *argv[13];
+  size_t argvlen[13];
+  guint argc = 0;
+
+  if (G_UNLIKELY (!admit (self, reply, payload_len)))
+    return TRUE;
+  text = pubsub_event_text_new_parts (name, id, payload, payload_len, g_get_real_time (),
+                                      &head_len, &text_len);
+  stream = pubsub_redis_engine_topic_key (self, "s", name);
+  ids = pubsub_redis_engine_topic_key (self, "ids", name);
+  g_snprintf (history, sizeof history, "%u", pubsub_broker_get_history_size (self->broker));
+  /* KEYS topics, seq, stream, ids, bus; ARGV name, id, head, tail, history */
+#define ARG(text, len) (argv[argc] = (text), argvlen[argc++] = (len))
+#define ARG_STR(text) ARG ((text), strlen (text))
+  ARG_STR ("EVALSHA");
+  ARG_STR (pubsub_redis_script_get_sha (PUBSUB_REDIS_SCRIPT_PUBLISH));
+  ARG_STR ("5");
+  ARG_STR (self->k_topics);
+  ARG_STR (self->k_seq);
+  ARG_STR (stream);
+  ARG_STR (ids);
+  ARG_STR (self->k_bus);
+  ARG_STR (name);
+  ARG (id, PUBSUB_UUID_LEN);
+  ARG (text, head_len);
+  ARG (text + head_len, text_len - head_len);
+  ARG_STR (history);
+#undef ARG
+#undef ARG_STR
+  return send_call (self, call_new (self, CALL_PUBLISH, owner, callback, payload_len),
+                    on_publish_reply, (int) argc, argv, argvlen, reply);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The sync barrier                                                       */
+
+static void sync_send (PubsubRedisEngine *self);
+
+static void
+on_sync_published (redisAsyncContext *ac,
+                   void              *reply,
+                   void              *privdata)
+{
+  if (reply == NULL)
+    pubsub_redis_engine_lost (privdata, "connection lost");
+}
+
+static SyncBatch *
+sync_batch_new (PubsubRedisEngine *self)
+{
+  SyncBatch *batch = g_new0 (SyncBatch, 1);
+
+  g_snprintf (batch->token, sizeof batch->token, "%" G_GUINT64_FORMAT, ++self->sync_serial);
+  g_queue_init (&batch->calls);
+  return batch;
+}
+
+/* Every call of the batch gets UNAVAILABLE (the engine went down). */
+static void
+sync_batch_fail (SyncBatch *batch)
+{
+  Call *call;
+
+  if (batch == NULL)
+    return;
+  while ((call = g_queue_pop_head (&batch->calls)) != NULL)
+    call_fail (call, PUBSUB_ERROR_UNAVAILABLE, UNREACHABLE_MESSAGE);
+  g_free (batch);
+}
+
+static void
+sync_send (PubsubRedisEngine *self)
+{
+  const char *argv[3] = { "PUBLISH", self->k_sync, NULL };
+  size_t argvlen[3];
+
+  g_assert (self->sync_inflight == NULL && self->sync_open != NULL);
+
+  self->sync_inflight = g_steal_pointer (&self->sync_open);
+  self->sync_inflight->sent_us = g_get_monotonic_time ();
+  argv[2] = self->sync_inflight->token;
+  argvlen[0] = strlen (argv[0]);
+  argvlen[1] = strlen (argv[1]);
+  argvlen[2] = strlen (argv[2]);
+  if (!pubsub_redis_engine_command (self, on_sync_published, self, 3, argv, argvlen))
+    pubsub_redis_engine_lost (self, "connection lost");
+}
+
+/* @call is answered once everything published before now has arrived. A
+ * batch collects the calls made while another token is in flight, so a
+ * burst of syncs costs two round trips, not one each. */
+static void
+sync_join (PubsubRedisEngine *self,
+           Call              *call)
+{
+  if (self->sync_open == NULL)
+    self->sync_open = sync_batch_new (self);
+  if (call != NULL)
+    g_queue_push_tail (&self->sync_open->calls, call);
+  if (self->sync_inflight == NULL)
+    sync_send (self);
+}
+
+/* Answers the calls whose token came back, unless gaps are being filled:
+ * then they wait for them. */
+static void
+sync_answer_ready (PubsubRedisEngine *self)
+{
+  Call *call;
+
+  if (self->state != STATE_UP || pubsub_redis_replica_is_busy (self))
+    return;
+  while ((call = g_queue_pop_head (&self->sync_ready)) != NULL)
+    call_finish (call);
+}
+
+/* A token came back on the subscriber connection. */
+static void
+on_sync_token (PubsubRedisEngine *self,
+               const char        *token,
+               gsize              len)
+{
+  g_autofree SyncBatch *batch = NULL;
+  Call *call;
+
+  if (self->sync_inflight == NULL || strlen (self->sync_inflight->token) != len ||
+      memcmp (self->sync_inflight->token, token, len) != 0)
+    return;
+  batch = g_steal_pointer (&self->sync_inflight);
+  while ((call = g_queue_pop_head (&batch->calls)) != NULL)
+    g_queue_push_tail (&self->sync_ready, call);
+  if (self->sync_open != NULL)
+    sync_send (self);
+  sync_answer_ready (self);
+}
+
+static gboolean
+redis_sync (PubsubEngine         *engine,
+            PubsubEngineReply    *reply,
+            GObject              *owner,
+            PubsubEngineCallback  callback)
+{
+  PubsubRedisEngine *self = PUBSUB_REDIS_ENGINE (engine);
+
+  if (!admit (self, reply, 0))
+    return TRUE;
+  sync_join (self, call_new (self, CALL_SYNC, owner, callback, 0));
+  return FALSE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Topics                                                                 */
+
+/* Created or deleted in Redis: answered once the bus message that says so
+ * has reached this node's replica. Applying the change from the reply
+ * instead would race with the bus, which another connection carries: the
+ * bus may already have told of a later delete and create. */
+static void
+on_topic_reply (redisAsyncContext *ac,
+                void              *reply,
+                void              *privdata)
+{
+  Call *call = privdata;
+  PubsubRedisEngine *self = call->engine;
+  redisReply *r = reply;
+  g_autofree char *message = NULL;
+
+  if (r == NULL)
+    {
+      call_fail (call, PUBSUB_ERROR_UNAVAILABLE, UNREACHABLE_MESSAGE);
+      pubsub_redis_engine_lost (self, "connection lost");
+      return;
+    }
+  if (r->type != REDIS_REPLY_ERROR)
+    {
+      sync_join (self, call);
+      return;
+    }
+  if (g_str_equal (r->str, "EXISTS"))
+    message = g_strdup_printf ("topic '%s' already exists", call->name);
+  else if (g_str_equal (r->str, "NOTFOUND"))
+    message = g_strdup_printf ("topic '%s' does not exist", call->name);
+  else if (g_str_equal (r->str, "LIMIT"))
+    message = g_strdup_printf ("cannot create topic '%s': the limit of %u topics is reached",
+                               call->name, pubsub_broker_get_max_topics (self->broker));
+  if (message == NULL)
+    {
+      call_fail (call, PUBSUB_ERROR_UNAVAILABLE, "the cluster's Redis failed");
+      unexpected_error (self, r);
+      return;
+    }
+  call_fail (call,
+             g_str_equal (r->str, "EXISTS") ? PUBSUB_ERROR_TOPIC_EXISTS :
+             g_str_equal (r->str, "NOTFOUND") ? PUBSUB_ERROR_TOPIC_NOT_FOUND :
+             PUBSUB_ERROR_LIMIT_EXCEEDED,
+             message);
+}
+
+static gboolean
+topic_call (PubsubRedisEngine    *self,
+            PubsubRedisScript     script,
+            CallKind              kind,
+            const char           *name,
+            const char           *epoch,
+            PubsubEngineReply    *reply,
+            GObject              *owner,
+            PubsubEngineCallback  callback)
+{
+  g_autofree char *stream = pubsub_redis_engine_topic_key (self, "s", name);
+  g_autofree char *ids = pubsub_redis_engine_topic_key (self, "ids", name);
+  char max_topics[16];
+  const char *argv[11] = {
+    "EVALSHA", pubsub_redis_script_get_sha (script), "5",
+    self->k_topics, self->k_seq, stream, ids, self->k_bus, name, epoch, max_topics,
+  };
+  size_t argvlen[11];
+  int argc = kind == CALL_CREATE ? 11 : 9;
+  Call *call;
+
+  g_snprintf (max_topics, sizeof max_topics, "%u", pubsub_broker_get_max_topics (self->broker));
+  for (int i = 0; i < argc; i++)
+    argvlen[i] = strlen (argv[i]);
+  call = call_new (self, kind, owner, callback, 0);
+  call->name = g_strdup (name);
+  if (epoch != NULL)
+    memcpy (call->reply.epoch, epoch, sizeof call->reply.epoch);
+  return send_call (self, call, on_topic_reply, argc, argv, argvlen, reply);
+}
+
+static gboolean
+redis_create_topic (PubsubEngine         *engine,
+                    const char           *name,
+                    PubsubEngineReply    *reply,
+                    GObject              *owner,
+                    PubsubEngineCallback  callback)
+{
+  PubsubRedisEngine *self = PUBSUB_REDIS_ENGINE (engine);
+  char epoch[PUBSUB_EPOCH_LEN + 1];
+
+  if (!admit (self, reply, 0))
+    return TRUE;
+  pubsub_epoch_generate (epoch);
+  return topic_call (self, PUBSUB_REDIS_SCRIPT_CREATE, CALL_CREATE, name, epoch,
+                     reply, owner, callback);
+}
+
+static gboolean
+redis_delete_topic (PubsubEngine         *engine,
+                    const char           *name,
+                    PubsubEngineReply    *reply,
+                    GObject              *owner,
+                    PubsubEngineCallback  callback)
+{
+  PubsubRedisEngine *self = PUBSUB_REDIS_ENGINE (engine);
+
+  if (!admit (self, reply, 0))
+    return TRUE;
+  return topic_call (self, PUBSUB_REDIS_SCRIPT_DELETE, CALL_DELETE, name, NULL,
+                     reply, owner, callback);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Connections, down and up                                               */
+
+static void connect_links (PubsubRedisEngine *self);
+
+static gboolean
+on_reconnect (gpointer user_data)
+{
+  PubsubRedisEngine *self = user_data;
+
+  self->reconnect_id = 0;
+  connect_links (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Drops both connections and everything that waited on them. */
+static void
+teardown (PubsubRedisEngine *self)
+{
+  Call *call;
+
+  /* hiredis answers each pending command with a NULL reply, in order. */
+  pubsub_redis_link_close (&self->cmd);
+  pubsub_redis_link_close (&self->sub);
+  sync_batch_fail (g_steal_pointer (&self->sync_inflight));
+  sync_batch_fail (g_steal_pointer (&self->sync_open));
+  while ((call = g_queue_pop_head (&self->sync_ready)) != NULL)
+    call_fail (call, PUBSUB_ERROR_UNAVAILABLE, UNREACHABLE_MESSAGE);
+  pubsub_redis_replica_reset (self);
+  self->cmd_ready = FALSE;
+  self->n_subscribed = 0;
+  self->hello_done = FALSE;
+}
+
+/**
+ * pubsub_redis_engine_lost:
+ * @why: for the log
+ *
+ * The one way down, whatever happened; does nothing when already down.
+ */
+void
+pubsub_redis_engine_lost (PubsubRedisEngine *self,
+                          const char        *why)
+{
+  if (self->state == STATE_STOPPED || self->state == STATE_DOWN)
+    return;
+  self->state = STATE_DOWN;
+  teardown (self);
+  if (!self->outage_told)
+    {
+      g_message ("cluster %s: unavailable (%s); reconnecting", self->address_text, why);
+      self->outage_told = TRUE;
+      pubsub_broker_apply_availability (self->broker, FALSE);
+    }
+  else
+    g_debug ("cluster %s: connect failed (%s)", self->address_text, why);
+  if (self->state != STATE_DOWN || self->reconnect_id != 0)
+    return;
+  self->reconnect_id = g_timeout_add (self->backoff_ms, on_reconnect, self);
+  self->backoff_ms = MIN (self->backoff_ms * 2, BACKOFF_MAX_MS);
+}
+
+static void
+go_up (PubsubRedisEngine *self)
+{
+  self->state = STATE_UP;
+  self->backoff_ms = BACKOFF_MIN_MS;
+  g_message ("cluster %s: available, node %s", self->address_text, self->node_id);
+  self->outage_told = FALSE;
+  pubsub_broker_apply_availability (self->broker, TRUE);
+  pubsub_redis_nodes_tick (self);
+}
+
+/**
+ * pubsub_redis_engine_busy_done:
+ *
+ * A fetch or re-epoch finished: maybe the engine can come up, or syncs
+ * waiting for the replica can be answered.
+ */
+void
+pubsub_redis_engine_busy_done (PubsubRedisEngine *self)
+{
+  if (pubsub_redis_replica_is_busy (self))
+    return;
+  if (self->state == STATE_CONNECTING && self->hello_done)
+    go_up (self);
+  sync_answer_ready (self);
+}
+
+static void
+on_setup_reply (redisAsyncContext *ac,
+                void              *reply,
+                void              *privdata)
+{
+  redisReply *r = reply;
+
+  if (r == NULL)
+    pubsub_redis_engine_lost (privdata, "connection lost");
+  else if (r->type == REDIS_REPLY_ERROR)
+    {
+      g_autofree char *why = g_strdup_printf ("Redis refused the setup: %s", r->str);
+
+      pubsub_redis_engine_lost (privdata, why);
+    }
+}
+
+static void
+maybe_hello (PubsubRedisEngine *self)
+{
+  if (self->state == STATE_CONNECTING && self->cmd_ready && self->n_subscribed == 2)
+    pubsub_redis_replica_hello (self);
+}
+
+static void
+send_setname (PubsubRedisEngine *self,
+              PubsubRedisLink   *link,
+              const char        *role)
+{
+  g_autofree char *name = g_strdup_printf ("pubsub:%s:%s", self->node_id, role);
+  const char *argv[3] = { "CLIENT", "SETNAME", name };
+  size_t argvlen[3] = { 6, 7, strlen (name) };
+
+  /* Redis refuses spaces in client names. */
+  g_strdelimit (name, " \n\r", '_');
+  pubsub_redis_link_send (link, on_setup_reply, self, 3, argv, argvlen);
+}
+
+static void
+setup_cmd (PubsubRedisEngine *self)
+{
+  send_setname (self, &self->cmd, "cmd");
+  if (self->address.db != 0)
+    {
+      char db[16];
+      const char *argv[2] = { "SELECT", db };
+      size_t argvlen[2];
+
+      g_snprintf (db, sizeof db, "%u", self->address.db);
+      argvlen[0] = 6;
+      argvlen[1] = strlen (db);
+      pubsub_redis_link_send (&self->cmd, on_setup_reply, self, 2, argv, argvlen);
+    }
+  for (guint i = 0; i < PUBSUB_REDIS_N_SCRIPTS; i++)
+    {
+      const char *argv[3] = { "SCRIPT", "LOAD", pubsub_redis_script_get_text (i) };
+      size_t argvlen[3] = { 6, 4, strlen (argv[2]) };
+
+      pubsub_redis_link_send (&self->cmd, on_setup_reply, self, 3, argv, argvlen);
+    }
+  self->cmd_ready = TRUE;
+  maybe_hello (self);
+}
+
+static gboolean
+str_is (const redisReply *r,
+        const char       *text)
+{
+  return r->type == REDIS_REPLY_STRING && r->len == strlen (text) &&
+         memcmp (r->str, text, r->len) == 0;
+}
+
+/* Everything the subscriber connection receives. */
+static void
+on_sub_message (redisAsyncContext *ac,
+                void              *reply,
+                void              *privdata)
+{
+  PubsubRedisEngine *self = privdata;
+  redisReply *r = reply;
+
+  if (r == NULL)
+    {
+      pubsub_redis_engine_lost (self, "connection lost");
+      return;
+    }
+  /* A message read in the same batch as an error that took us down. */
+  if (self->state != STATE_CONNECTING && self->state != STATE_UP)
+    return;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+    return;
+  if (str_is (r->element[0], "subscribe"))
+    {
+      self->n_subscribed++;
+      maybe_hello (self);
+    }
+  else if (str_is (r->element[0], "message") && r->element[2]->type == REDIS_REPLY_STRING)
+    {
+      if (str_is (r->element[1], self->k_sync))
+        on_sync_token (self, r->element[2]->str, r->element[2]->len);
+      else
+        pubsub_redis_replica_on_bus (self, r->element[2]->str, r->element[2]->len);
+    }
+}
+
+/* The bus and this node's sync channel, before anything is read, so that
+ * nothing stored after the read can be missed. */
+static void
+setup_sub (PubsubRedisEngine *self)
+{
+  const char *argv[3] = { "SUBSCRIBE", self->k_bus, self->k_sync };
+  size_t argvlen[3] = { 9, strlen (self->k_bus), strlen (self->k_sync) };
+
+  send_setname (self, &self->sub, "sub");
+  pubsub_redis_link_send (&self->sub, on_sub_message, self, 3, argv, argvlen);
+}
+
+static void
+on_link_event (PubsubRedisLink      *link,
+               PubsubRedisLinkEvent  event,
+               const char           *why,
+               gpointer              user_data)
+{
+  PubsubRedisEngine *self = user_data;
+
+  if (event == PUBSUB_REDIS_LINK_LOST)
+    pubsub_redis_engine_lost (self, why != NULL ? why : "connection lost");
+  else if (self->state == STATE_CONNECTING && link == &self->cmd)
+    setup_cmd (self);
+  else if (self->state == STATE_CONNECTING)
+    setup_sub (self);
+}
+
+static void
+connect_links (PubsubRedisEngine *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  self->state = STATE_CONNECTING;
+  self->connect_us = g_get_monotonic_time ();
+  if (!pubsub_redis_link_connect (&self->cmd, &self->address, &error) ||
+      !pubsub_redis_link_connect (&self->sub, &self->address, &error))
+    pubsub_redis_engine_lost (self, error->message);
+}
+
+/* Every second: the heartbeat and the connect timeout; every other
+ * second, the node report. */
+static gboolean
+on_tick (gpointer user_data)
+{
+  PubsubRedisEngine *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  self->ticks++;
+  if (self->state == STATE_CONNECTING && now - self->connect_us > CONNECT_TIMEOUT_US)
+    pubsub_redis_engine_lost (self, "Redis did not answer in time");
+  if (self->state != STATE_UP)
+    return G_SOURCE_CONTINUE;
+  if (self->sync_inflight != NULL && now - self->sync_inflight->sent_us > HEARTBEAT_TIMEOUT_US)
+    {
+      pubsub_redis_engine_lost (self, "Redis did not answer in time");
+      return G_SOURCE_CONTINUE;
+    }
+  if (self->sync_inflight == NULL)
+    sync_join (self, NULL);
+  if (self->ticks % 2 == 0)
+    pubsub_redis_nodes_tick (self);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The interface                                                          */
+
+static void
+engine_start (PubsubEngine *engine,
+              PubsubBroker *broker)
+{
+  PubsubRedisEngine *self = PUBSUB_REDIS_ENGINE (engine);
+
+  g_return_if_fail (self->state == STATE_STOPPED && self->broker == NULL);
+
+  self->broker = broker;
+  self->tick_id = g_timeout_add (TICK_MS, on_tick, self);
+  pubsub_redis_nodes_start (self);
+  connect_links (self);
+}
+
+static void
+engine_stop (PubsubEngine *engine)
+{
+  PubsubRedisEngine *self = PUBSUB_REDIS_ENGINE (engine);
+
+  if (self->broker == NULL)
+    return;
+  self->state = STATE_STOPPED;
+  g_clear_handle_id (&self->reconnect_id, g_source_remove);
+  g_clear_handle_id (&self->tick_id, g_source_remove);
+  teardown (self);
+  pubsub_redis_nodes_stop (self);
+  self->broker = NULL;
+}
+
+static gboolean
+engine_is_available (PubsubEngine *engine)
+{
+  return PUBSUB_REDIS_ENGINE (engine)->state == STATE_UP;
+}
+
+static guint
+engine_get_remote_subscribers (PubsubEngine *engine,
+                               const char   *topic)
+{
+  PubsubRedisEngine *self = PUBSUB_REDIS_ENGINE (engine);
+
+  return GPOINTER_TO_UINT (g_hash_table_lookup (self->remote, topic));
+}
+
+static guint
+engine_get_nodes (PubsubEngine *engine)
+{
+  return PUBSUB_REDIS_ENGINE (engine)->n_nodes;
+}
+
+static const char *
+engine_get_node_id (PubsubEngine *engine)
+{
+  return PUBSUB_REDIS_ENGINE (engine)->node_id;
+}
+
+static const char *
+engine_get_cluster (PubsubEngine *engine)
+{
+  return PUBSUB_REDIS_ENGINE (engine)->address_text;
+}
+
+static void
+pubsub_redis_engine_iface_init (PubsubEngineInterface *iface)
+{
+  iface->start = engine_start;
+  iface->stop = engine_stop;
+  iface->is_available = engine_is_available;
+  iface->create_topic = redis_create_topic;
+  iface->delete_topic = redis_delete_topic;
+  iface->publish = redis_publish;
+  iface->sync = redis_sync;
+  iface->get_remote_subscribers = engine_get_remote_subscribers;
+  iface->get_nodes = engine_get_nodes;
+  iface->get_node_id = engine_get_node_id;
+  iface->get_cluster = engine_get_cluster;
+}
