@@ -166,6 +166,25 @@ pubsub_redis_engine_topic_key (PubsubRedisEngine *self,
   return g_strconcat (self->prefix, ":", kind, ":", name, NULL);
 }
 
+/**
+ * pubsub_redis_script_error_is:
+ * @code: what a script gave redis.error_reply()
+ *
+ * Whether @r is that error; Redis 7 puts "ERR " before a code it does not
+ * know.
+ */
+gboolean
+pubsub_redis_script_error_is (const redisReply *r,
+                              const char       *code)
+{
+  const char *text;
+
+  if (r->type != REDIS_REPLY_ERROR)
+    return FALSE;
+  text = g_str_has_prefix (r->str, "ERR ") ? r->str + 4 : r->str;
+  return g_str_equal (text, code);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Calls                                                                  */
 
@@ -328,7 +347,7 @@ on_publish_reply (redisAsyncContext *ac,
       pubsub_redis_engine_lost (call->engine, "connection lost");
       return;
     }
-  if (r->type == REDIS_REPLY_ERROR && g_str_equal (r->str, "NOTFOUND"))
+  if (pubsub_redis_script_error_is (r, "NOTFOUND"))
     {
       call_fail (call, PUBSUB_ERROR_TOPIC_NOT_FOUND, "topic does not exist");
       return;
@@ -542,24 +561,21 @@ on_topic_reply (redisAsyncContext *ac,
       sync_join (self, call);
       return;
     }
-  if (g_str_equal (r->str, "EXISTS"))
-    message = g_strdup_printf ("topic '%s' already exists", call->name);
-  else if (g_str_equal (r->str, "NOTFOUND"))
-    message = g_strdup_printf ("topic '%s' does not exist", call->name);
-  else if (g_str_equal (r->str, "LIMIT"))
-    message = g_strdup_printf ("cannot create topic '%s': the limit of %u topics is reached",
-                               call->name, pubsub_broker_get_max_topics (self->broker));
-  if (message == NULL)
+  if (pubsub_redis_script_error_is (r, "EXISTS"))
+    call_fail (call, PUBSUB_ERROR_TOPIC_EXISTS,
+               (message = g_strdup_printf ("topic '%s' already exists", call->name)));
+  else if (pubsub_redis_script_error_is (r, "NOTFOUND"))
+    call_fail (call, PUBSUB_ERROR_TOPIC_NOT_FOUND,
+               (message = g_strdup_printf ("topic '%s' does not exist", call->name)));
+  else if (pubsub_redis_script_error_is (r, "LIMIT"))
+    call_fail (call, PUBSUB_ERROR_LIMIT_EXCEEDED,
+               (message = g_strdup_printf ("cannot create topic '%s': the limit of %u topics is reached",
+                                           call->name, pubsub_broker_get_max_topics (self->broker))));
+  else
     {
       call_fail (call, PUBSUB_ERROR_UNAVAILABLE, "the cluster's Redis failed");
       unexpected_error (self, r);
-      return;
     }
-  call_fail (call,
-             g_str_equal (r->str, "EXISTS") ? PUBSUB_ERROR_TOPIC_EXISTS :
-             g_str_equal (r->str, "NOTFOUND") ? PUBSUB_ERROR_TOPIC_NOT_FOUND :
-             PUBSUB_ERROR_LIMIT_EXCEEDED,
-             message);
 }
 
 static gboolean

@@ -108,6 +108,8 @@ gboolean  pubsub_redis_engine_eval          (PubsubRedisEngine *self,
                                              GPtrArray         *keys_and_args,
                                              guint              n_keys);
 void      pubsub_redis_engine_busy_done     (PubsubRedisEngine *self);
+gboolean  pubsub_redis_script_error_is      (const redisReply  *r,
+                                             const char        *code);
 char     *pubsub_redis_engine_topic_key     (PubsubRedisEngine *self,
                                              const char        *kind,
                                              const char        *name);

@@ -404,7 +404,7 @@ reepoch_apply (Reepoch          *req,
 
   if (topic == NULL || strcmp (pubsub_topic_get_epoch (topic), req->old_epoch) != 0)
     return;
-  if (r->type == REDIS_REPLY_ERROR && g_str_equal (r->str, "NOTFOUND"))
+  if (pubsub_redis_script_error_is (r, "NOTFOUND"))
     {
       pubsub_broker_apply_deleted (self->broker, req->name);
       return;
