@@ -10,12 +10,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "pubsub-broker.h"
 #include "pubsub-config.h"
 #include "pubsub-dbus.h"
 #include "pubsub-http.h"
 #include "pubsub-protocol.h"
+#include "pubsub-redis-engine.h"
 
 typedef struct {
   GMainLoop         *loop;
@@ -77,11 +79,42 @@ bus_type_for (PubsubBus bus)
   return bus == PUBSUB_BUS_SYSTEM ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION;
 }
 
+/* The name a node goes by without node-id: unique on one machine, since
+ * two nodes cannot listen on one port (the pid when the port is picked at
+ * listen time, which comes after the engine is made). */
+static char *
+default_node_id (const PubsubConfig *config)
+{
+  guint16 port = 0;
+
+  if (pubsub_config_split_listen (config->listen, NULL, &port, NULL) && port != 0)
+    return g_strdup_printf ("%s:%u", g_get_host_name (), port);
+  return g_strdup_printf ("%s:pid%ld", g_get_host_name (), (long) getpid ());
+}
+
+/* The cluster's engine when cluster is set; NULL (the memory engine)
+ * otherwise. */
+static gboolean
+engine_new (const PubsubConfig  *config,
+            PubsubEngine       **out_engine,
+            GError             **error)
+{
+  g_autofree char *node_id = NULL;
+
+  *out_engine = NULL;
+  if (config->cluster == NULL)
+    return TRUE;
+  node_id = config->node_id != NULL ? g_strdup (config->node_id) : default_node_id (config);
+  *out_engine = pubsub_redis_engine_new (config->cluster, config->cluster_prefix, node_id, error);
+  return *out_engine != NULL;
+}
+
 int
 main (int   argc,
       char *argv[])
 {
   g_autoptr(PubsubConfig) config = pubsub_config_new ();
+  g_autoptr(PubsubEngine) engine = NULL;
   g_autoptr(PubsubBroker) broker = NULL;
   g_autoptr(PubsubHttpServer) http = NULL;
   g_autoptr(PubsubDBusService) dbus = NULL;
@@ -121,7 +154,14 @@ main (int   argc,
   sigint_id = g_unix_signal_add (SIGINT, on_stop_signal, &daemon);
   sigterm_id = g_unix_signal_add (SIGTERM, on_stop_signal, &daemon);
 
-  broker = pubsub_broker_new (pubsub_frame_new_event, config->history_size,
+  if (!engine_new (config, &engine, &error))
+    {
+      g_printerr (_("pubsubd: %s\n"), error->message);
+      return PUBSUB_CONFIG_EXIT_USAGE;
+    }
+  /* In cluster mode, it connects now and keeps trying while Redis is
+   * unreachable; the daemon serves meanwhile, answering UNAVAILABLE. */
+  broker = pubsub_broker_new (engine, pubsub_frame_new_event, config->history_size,
                               config->max_topics);
   http = pubsub_http_server_new (broker, config);
   daemon.http = http;
