@@ -74,6 +74,10 @@ test_table (void)
                          pubsub_config_split_listen (setting->default_string, NULL, NULL, NULL));
           g_assert_null (setting->choices);
           break;
+        case PUBSUB_SETTING_TYPE_CLUSTER:
+          g_assert_null (setting->default_string);
+          g_assert_null (setting->choices);
+          break;
         case PUBSUB_SETTING_TYPE_ENUM:
           g_assert_nonnull (setting->choices);
           g_assert_cmpuint (setting->default_uint, <, g_strv_length ((char **) setting->choices));
@@ -111,6 +115,10 @@ static const struct {
   { PUBSUB_SETTING_MAX_TOPICS, "max-topics", "10000", "PUBSUB_MAX_TOPICS", NULL },
   { PUBSUB_SETTING_SHUTDOWN_GRACE, "shutdown-grace", "10", "PUBSUB_SHUTDOWN_GRACE", NULL },
   { PUBSUB_SETTING_BUS, "bus", "session", "PUBSUB_BUS", NULL },
+  /* §9 */
+  { PUBSUB_SETTING_CLUSTER, "cluster", NULL, "PUBSUB_CLUSTER", NULL },
+  { PUBSUB_SETTING_CLUSTER_PREFIX, "cluster-prefix", "pubsub", "PUBSUB_CLUSTER_PREFIX", NULL },
+  { PUBSUB_SETTING_NODE_ID, "node-id", NULL, "PUBSUB_NODE_ID", NULL },
 };
 
 static void

@@ -49,6 +49,15 @@ check_config (const PubsubConfig *config)
         case PUBSUB_SETTING_TYPE_ADDRESS:
           g_assert_nonnull (*(char * const *) field);
           break;
+        case PUBSUB_SETTING_TYPE_CLUSTER:
+          if (*(char * const *) field != NULL)
+            {
+              PubsubClusterAddress address;
+
+              g_assert_true (pubsub_cluster_address_parse (*(char * const *) field, &address, NULL));
+              pubsub_cluster_address_clear (&address);
+            }
+          break;
         case PUBSUB_SETTING_TYPE_ENUM:
           g_assert_cmpint (*(const int *) field, >=, 0);
           g_assert_cmpint (*(const int *) field, <, (int) g_strv_length ((char **) setting->choices));
