@@ -746,6 +746,108 @@ test_remote_counts (Fixture       *fixture,
   pubsub_topic_remove_subscriber (topic_a, "client-2", PUBSUB_LEAVE_UNSUBSCRIBED);
 }
 
+/* Redis frozen (SIGSTOP): hiredis has no timeout of its own, the engine's
+ * heartbeat notices; calls in flight are answered UNAVAILABLE, not lost;
+ * Redis thawed: both nodes come back with their data (marker kept). */
+static void
+test_redis_paused (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  Result result;
+  Watch *on_b;
+  g_autofree char *epoch = NULL;
+
+  if (fixture->redis == NULL)
+    return;
+  create_topic (fixture->a, "frozen");
+  publish (fixture->a, "frozen", "00000000-0000-4000-8000-000000000001");
+  sync_node (fixture->b);
+  epoch = g_strdup (pubsub_topic_get_epoch (pubsub_broker_lookup_topic (fixture->b, "frozen")));
+  on_b = watch_new (fixture->b, "frozen");
+
+  pubsub_test_redis_pause (fixture->redis);
+  publish_start (fixture->a, "frozen", "00000000-0000-4000-8000-000000000002", "2", &result);
+  g_assert_false (result.done);
+  /* Heartbeat every second, 3 s without an answer: down. */
+  pubsub_test_wait_for (result.done, 6000);
+  g_assert_error (result.error, PUBSUB_ERROR, PUBSUB_ERROR_UNAVAILABLE);
+  result_clear (&result);
+  pubsub_test_wait_for (!pubsub_broker_is_available (fixture->a) &&
+                        !pubsub_broker_is_available (fixture->b), 6000);
+  g_assert_cmpuint (on_b->unavailable, ==, 1);
+
+  pubsub_test_redis_resume (fixture->redis);
+  pubsub_test_wait_for (pubsub_broker_is_available (fixture->a) &&
+                        pubsub_broker_is_available (fixture->b), DEADLINE_MS);
+  g_assert_cmpuint (fixture->a_down, ==, 1);
+  g_assert_cmpuint (fixture->b_down, ==, 1);
+  /* The publish that timed out may or may not have been stored: if it was,
+   * B has it too, after the first; nothing was lost or reset. */
+  publish (fixture->a, "frozen", "00000000-0000-4000-8000-000000000003");
+  sync_node (fixture->b);
+  g_assert_cmpstr (pubsub_topic_get_epoch (pubsub_broker_lookup_topic (fixture->b, "frozen")), ==, epoch);
+  g_assert_cmpuint (on_b->lost, ==, 0);
+  g_assert_cmpuint (on_b->deleted, ==, 0);
+  assert_consecutive (on_b, 2);
+  watch_free (on_b, fixture->b, "frozen");
+}
+
+/* A subscriber connection over Redis's client-output-buffer-limit is
+ * closed by Redis: the same path as any other loss, then a catch-up from
+ * the stream. */
+static void
+test_output_buffer_limit (Fixture       *fixture,
+                          gconstpointer  data)
+{
+  g_autoptr(GString) payload = g_string_new ("\"");
+  Result result;
+  Watch *on_b;
+
+  if (fixture->redis == NULL)
+    return;
+  create_topic (fixture->a, "big");
+  sync_node (fixture->b);
+  on_b = watch_new (fixture->b, "big");
+  pubsub_test_redis_config_set (fixture->redis, "client-output-buffer-limit", "pubsub 4096 0 0");
+  for (guint i = 0; i < 64 * 1024; i++)
+    g_string_append_c (payload, 'x');
+  g_string_append_c (payload, '"');
+  publish_start (fixture->a, "big", "00000000-0000-4000-8000-000000000001", payload->str, &result);
+  result_wait (&result);
+  g_assert_no_error (result.error);
+  g_assert_cmpuint (result.seq, ==, 1);
+  pubsub_test_wait_for (fixture->a_down == 1 && fixture->b_down == 1, DEADLINE_MS);
+  pubsub_test_wait_for (pubsub_broker_is_available (fixture->a) &&
+                        pubsub_broker_is_available (fixture->b), DEADLINE_MS);
+  sync_node (fixture->b);
+  g_assert_cmpuint (on_b->seqs->len, ==, 1);
+  g_assert_cmpuint (on_b->lost, ==, 0);
+  g_assert_cmpuint (pubsub_topic_get_messages (pubsub_broker_lookup_topic (fixture->a, "big")), ==, 1);
+  watch_free (on_b, fixture->b, "big");
+}
+
+/* A node that stops reporting drops out of the counts within 15 s. */
+static void
+test_node_drops_out (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  PubsubEngine *engine_a;
+  gint64 start;
+
+  if (fixture->redis == NULL)
+    return;
+  engine_a = pubsub_broker_get_engine (fixture->a);
+  create_topic (fixture->b, "left");
+  pubsub_topic_add_subscriber (pubsub_broker_lookup_topic (fixture->b, "left"), "client");
+  pubsub_test_wait_for (pubsub_engine_get_nodes (engine_a) == 2 &&
+                        pubsub_engine_get_remote_subscribers (engine_a, "left") == 1, DEADLINE_MS);
+  start = g_get_monotonic_time ();
+  g_clear_object (&fixture->b);
+  pubsub_test_wait_for (pubsub_engine_get_nodes (engine_a) == 1 &&
+                        pubsub_engine_get_remote_subscribers (engine_a, "left") == 0, 15000);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 15 * G_USEC_PER_SEC);
+}
+
 static void
 test_bad_address (void)
 {
@@ -780,6 +882,9 @@ main (int   argc,
   ADD ("deleted-while-away", test_deleted_while_away);
   ADD ("trimmed-while-away", test_trimmed_while_away);
   ADD ("remote-counts", test_remote_counts);
+  ADD ("redis-paused", test_redis_paused);
+  ADD ("output-buffer-limit", test_output_buffer_limit);
+  ADD ("node-drops-out", test_node_drops_out);
 #undef ADD
   g_test_add_func ("/redis-engine/bad-address", test_bad_address);
   return g_test_run ();

@@ -339,12 +339,13 @@ on_publish_reply (redisAsyncContext *ac,
                   void              *privdata)
 {
   Call *call = privdata;
+  PubsubRedisEngine *self = call->engine;
   redisReply *r = reply;
 
   if (r == NULL)
     {
       call_fail (call, PUBSUB_ERROR_UNAVAILABLE, UNREACHABLE_MESSAGE);
-      pubsub_redis_engine_lost (call->engine, "connection lost");
+      pubsub_redis_engine_lost (self, "connection lost");
       return;
     }
   if (pubsub_redis_script_error_is (r, "NOTFOUND"))
@@ -355,8 +356,6 @@ on_publish_reply (redisAsyncContext *ac,
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
       r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER)
     {
-      PubsubRedisEngine *self = call->engine;
-
       call_fail (call, PUBSUB_ERROR_UNAVAILABLE, "the cluster's Redis failed to store the message");
       if (r->type == REDIS_REPLY_ERROR)
         unexpected_error (self, r);
