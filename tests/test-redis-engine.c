@@ -265,9 +265,10 @@ on_available (PubsubBroker *broker,
 }
 
 static PubsubBroker *
-node_new (Fixture    *fixture,
-          const char *id,
-          guint      *downs)
+node_new_full (Fixture    *fixture,
+               const char *id,
+               guint       history,
+               guint      *downs)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(PubsubEngine) engine = NULL;
@@ -275,9 +276,17 @@ node_new (Fixture    *fixture,
 
   engine = pubsub_redis_engine_new (pubsub_test_redis_get_url (fixture->redis), "t", id, &error);
   g_assert_no_error (error);
-  broker = pubsub_broker_new (engine, pubsub_frame_new_event, HISTORY, 100);
+  broker = pubsub_broker_new (engine, pubsub_frame_new_event, history, 100);
   g_signal_connect (broker, "notify::available", G_CALLBACK (on_available), downs);
   return broker;
+}
+
+static PubsubBroker *
+node_new (Fixture    *fixture,
+          const char *id,
+          guint      *downs)
+{
+  return node_new_full (fixture, id, HISTORY, downs);
 }
 
 static void
@@ -848,6 +857,50 @@ test_node_drops_out (Fixture       *fixture,
   g_assert_cmpint (g_get_monotonic_time () - start, <, 15 * G_USEC_PER_SEC);
 }
 
+/* history-size 0: nothing stored, no idempotency (as the memory engine);
+ * what a node missed cannot be fetched, so it is a reset. */
+static void
+test_no_history (Fixture       *fixture,
+                 gconstpointer  data)
+{
+  g_autoptr(PubsubBroker) c = NULL;
+  g_autoptr(PubsubBroker) d = NULL;
+  guint c_down = 0, d_down = 0;
+  g_autofree char *stored = NULL;
+  Watch *on_d;
+  Result result;
+
+  if (fixture->redis == NULL)
+    return;
+  c = node_new_full (fixture, "C", 0, &c_down);
+  d = node_new_full (fixture, "D", 0, &d_down);
+  pubsub_test_wait_for (pubsub_broker_is_available (c) && pubsub_broker_is_available (d),
+                        DEADLINE_MS);
+  create_topic (c, "nohist");
+  sync_node (d);
+  on_d = watch_new (d, "nohist");
+  g_assert_cmpuint (publish (c, "nohist", "00000000-0000-4000-8000-000000000001"), ==, 1);
+  publish_start (d, "nohist", "00000000-0000-4000-8000-000000000001", "1", &result);
+  result_wait (&result);
+  g_assert_no_error (result.error);
+  g_assert_false (result.duplicate);
+  g_assert_cmpuint (result.seq, ==, 2);
+  sync_node (d);
+  g_assert_cmpuint (on_d->seqs->len, ==, 2);
+  stored = pubsub_test_redis_command (fixture->redis, "EXISTS", "t:s:nohist", "t:ids:nohist", NULL);
+  g_assert_cmpstr (stored, ==, "0");
+
+  kill_client (fixture, "D", "sub");
+  kill_client (fixture, "D", "cmd");
+  publish (c, "nohist", "00000000-0000-4000-8000-000000000003");
+  pubsub_test_wait_for (pubsub_broker_is_available (d), DEADLINE_MS);
+  g_assert_cmpuint (d_down, ==, 1);
+  g_assert_cmpuint (pubsub_topic_get_messages (pubsub_broker_lookup_topic (d, "nohist")), ==, 3);
+  g_assert_cmpuint (on_d->lost, ==, 1);
+  watch_free (on_d, d, "nohist");
+  result_clear (&result);
+}
+
 static void
 test_bad_address (void)
 {
@@ -885,6 +938,7 @@ main (int   argc,
   ADD ("redis-paused", test_redis_paused);
   ADD ("output-buffer-limit", test_output_buffer_limit);
   ADD ("node-drops-out", test_node_drops_out);
+  ADD ("no-history", test_no_history);
 #undef ADD
   g_test_add_func ("/redis-engine/bad-address", test_bad_address);
   return g_test_run ();
