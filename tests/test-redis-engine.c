@@ -268,6 +268,7 @@ static PubsubBroker *
 node_new_full (Fixture    *fixture,
                const char *id,
                guint       history,
+               guint       max_topics,
                guint      *downs)
 {
   g_autoptr(GError) error = NULL;
@@ -276,7 +277,7 @@ node_new_full (Fixture    *fixture,
 
   engine = pubsub_redis_engine_new (pubsub_test_redis_get_url (fixture->redis), "t", id, &error);
   g_assert_no_error (error);
-  broker = pubsub_broker_new (engine, pubsub_frame_new_event, history, 100);
+  broker = pubsub_broker_new (engine, pubsub_frame_new_event, history, max_topics);
   g_signal_connect (broker, "notify::available", G_CALLBACK (on_available), downs);
   return broker;
 }
@@ -286,7 +287,7 @@ node_new (Fixture    *fixture,
           const char *id,
           guint      *downs)
 {
-  return node_new_full (fixture, id, HISTORY, downs);
+  return node_new_full (fixture, id, HISTORY, 100, downs);
 }
 
 static void
@@ -872,8 +873,8 @@ test_no_history (Fixture       *fixture,
 
   if (fixture->redis == NULL)
     return;
-  c = node_new_full (fixture, "C", 0, &c_down);
-  d = node_new_full (fixture, "D", 0, &d_down);
+  c = node_new_full (fixture, "C", 0, 100, &c_down);
+  d = node_new_full (fixture, "D", 0, 100, &d_down);
   pubsub_test_wait_for (pubsub_broker_is_available (c) && pubsub_broker_is_available (d),
                         DEADLINE_MS);
   create_topic (c, "nohist");
@@ -899,6 +900,28 @@ test_no_history (Fixture       *fixture,
   g_assert_cmpuint (on_d->lost, ==, 1);
   watch_free (on_d, d, "nohist");
   result_clear (&result);
+}
+
+/* max-topics counts the cluster's topics, wherever they were made. */
+static void
+test_topic_limit (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(PubsubBroker) small = NULL;
+  guint downs = 0;
+  Result result;
+
+  if (fixture->redis == NULL)
+    return;
+  small = node_new_full (fixture, "S", HISTORY, 2, &downs);
+  pubsub_test_wait_for (pubsub_broker_is_available (small), DEADLINE_MS);
+  create_topic (fixture->a, "one");
+  create_topic (small, "two");
+  topic_call (small, TRUE, "three", &result);
+  g_assert_error (result.error, PUBSUB_ERROR, PUBSUB_ERROR_LIMIT_EXCEEDED);
+  result_clear (&result);
+  g_assert_null (pubsub_broker_lookup_topic (small, "three"));
+  create_topic (fixture->b, "three");
 }
 
 static void
@@ -939,6 +962,7 @@ main (int   argc,
   ADD ("output-buffer-limit", test_output_buffer_limit);
   ADD ("node-drops-out", test_node_drops_out);
   ADD ("no-history", test_no_history);
+  ADD ("topic-limit", test_topic_limit);
 #undef ADD
   g_test_add_func ("/redis-engine/bad-address", test_bad_address);
   return g_test_run ();

@@ -535,6 +535,32 @@ redis_sync (PubsubEngine         *engine,
 /* ---------------------------------------------------------------------- */
 /* Topics                                                                 */
 
+/* The caller's error for the create and delete scripts' own errors; NULL
+ * for any other. */
+static char *
+topic_error (Call             *call,
+             const redisReply *r,
+             PubsubError      *out_code)
+{
+  if (pubsub_redis_script_error_is (r, "EXISTS"))
+    {
+      *out_code = PUBSUB_ERROR_TOPIC_EXISTS;
+      return g_strdup_printf ("topic '%s' already exists", call->name);
+    }
+  if (pubsub_redis_script_error_is (r, "NOTFOUND"))
+    {
+      *out_code = PUBSUB_ERROR_TOPIC_NOT_FOUND;
+      return g_strdup_printf ("topic '%s' does not exist", call->name);
+    }
+  if (pubsub_redis_script_error_is (r, "LIMIT"))
+    {
+      *out_code = PUBSUB_ERROR_LIMIT_EXCEEDED;
+      return g_strdup_printf ("cannot create topic '%s': the limit of %u topics is reached",
+                              call->name, pubsub_broker_get_max_topics (call->engine->broker));
+    }
+  return NULL;
+}
+
 /* Created or deleted in Redis: answered once the bus message that says so
  * has reached this node's replica. Applying the change from the reply
  * instead would race with the bus, which another connection carries: the
@@ -548,6 +574,7 @@ on_topic_reply (redisAsyncContext *ac,
   PubsubRedisEngine *self = call->engine;
   redisReply *r = reply;
   g_autofree char *message = NULL;
+  PubsubError code;
 
   if (r == NULL)
     {
@@ -560,16 +587,9 @@ on_topic_reply (redisAsyncContext *ac,
       sync_join (self, call);
       return;
     }
-  if (pubsub_redis_script_error_is (r, "EXISTS"))
-    call_fail (call, PUBSUB_ERROR_TOPIC_EXISTS,
-               (message = g_strdup_printf ("topic '%s' already exists", call->name)));
-  else if (pubsub_redis_script_error_is (r, "NOTFOUND"))
-    call_fail (call, PUBSUB_ERROR_TOPIC_NOT_FOUND,
-               (message = g_strdup_printf ("topic '%s' does not exist", call->name)));
-  else if (pubsub_redis_script_error_is (r, "LIMIT"))
-    call_fail (call, PUBSUB_ERROR_LIMIT_EXCEEDED,
-               (message = g_strdup_printf ("cannot create topic '%s': the limit of %u topics is reached",
-                                           call->name, pubsub_broker_get_max_topics (self->broker))));
+  message = topic_error (call, r, &code);
+  if (message != NULL)
+    call_fail (call, code, message);
   else
     {
       call_fail (call, PUBSUB_ERROR_UNAVAILABLE, "the cluster's Redis failed");
