@@ -121,7 +121,7 @@ main (int   argc,
   sigint_id = g_unix_signal_add (SIGINT, on_stop_signal, &daemon);
   sigterm_id = g_unix_signal_add (SIGTERM, on_stop_signal, &daemon);
 
-  broker = pubsub_broker_new (pubsub_frame_new_event, config->history_size,
+  broker = pubsub_broker_new (NULL, pubsub_frame_new_event, config->history_size,
                               config->max_topics);
   http = pubsub_http_server_new (broker, config);
   daemon.http = http;

@@ -13,12 +13,14 @@
 
 #include "pubsub-broker.h"
 #include "pubsub-error.h"
+#include "pubsub-memory-engine.h"
 #include "pubsub-settings.h"
 
 struct _PubsubBroker {
   GObject     parent_instance;
 
   GHashTable *topics;         /* owned: name → owned PubsubTopic */
+  PubsubEngine *engine;       /* owned */
   PubsubMessageEncoder encode;
   guint       history_size;
   guint       max_topics;
@@ -30,12 +32,14 @@ G_DEFINE_FINAL_TYPE (PubsubBroker, pubsub_broker, G_TYPE_OBJECT)
 
 enum {
   PROP_0,
+  PROP_ENGINE,
   PROP_ENCODER,
   PROP_HISTORY_SIZE,
   PROP_MAX_TOPICS,
   PROP_START_TIME,
   PROP_TOPIC_COUNT,
   PROP_SUBSCRIBER_COUNT,
+  PROP_AVAILABLE,
   N_PROPS
 };
 
@@ -67,6 +71,9 @@ pubsub_broker_dispose (GObject *object)
         }
     }
   g_clear_pointer (&self->topics, g_hash_table_unref);
+  if (self->engine != NULL)
+    pubsub_engine_stop (self->engine);
+  g_clear_object (&self->engine);
 
   G_OBJECT_CLASS (pubsub_broker_parent_class)->dispose (object);
 }
@@ -81,6 +88,9 @@ pubsub_broker_get_property (GObject    *object,
 
   switch (prop_id)
     {
+    case PROP_ENGINE:
+      g_value_set_object (value, self->engine);
+      break;
     case PROP_ENCODER:
       g_value_set_pointer (value, self->encode);
       break;
@@ -99,6 +109,9 @@ pubsub_broker_get_property (GObject    *object,
     case PROP_SUBSCRIBER_COUNT:
       g_value_set_uint (value, pubsub_broker_get_subscriber_count (self));
       break;
+    case PROP_AVAILABLE:
+      g_value_set_boolean (value, pubsub_broker_is_available (self));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -114,6 +127,9 @@ pubsub_broker_set_property (GObject      *object,
 
   switch (prop_id)
     {
+    case PROP_ENGINE:
+      self->engine = g_value_dup_object (value);
+      break;
     case PROP_ENCODER:
       self->encode = g_value_get_pointer (value);
       break;
@@ -136,6 +152,9 @@ pubsub_broker_constructed (GObject *object)
   G_OBJECT_CLASS (pubsub_broker_parent_class)->constructed (object);
 
   g_assert (self->encode != NULL);
+  if (self->engine == NULL)
+    self->engine = pubsub_memory_engine_new (NULL);
+  pubsub_engine_start (self->engine, self);
 }
 
 static void
@@ -148,6 +167,10 @@ pubsub_broker_class_init (PubsubBrokerClass *klass)
   object_class->get_property = pubsub_broker_get_property;
   object_class->set_property = pubsub_broker_set_property;
 
+  /* Who decides topics, seq and history: the memory engine when unset. */
+  properties[PROP_ENGINE] =
+    g_param_spec_object ("engine", NULL, NULL, PUBSUB_TYPE_ENGINE,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   /* A #PubsubMessageEncoder: how a published message becomes bytes. */
   properties[PROP_ENCODER] =
     g_param_spec_pointer ("encoder", NULL, NULL,
@@ -174,6 +197,10 @@ pubsub_broker_class_init (PubsubBrokerClass *klass)
   properties[PROP_SUBSCRIBER_COUNT] =
     g_param_spec_uint ("subscriber-count", NULL, NULL, 0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  /* Whether the engine can serve calls (a cluster's Redis is reachable). */
+  properties[PROP_AVAILABLE] =
+    g_param_spec_boolean ("available", NULL, NULL, TRUE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   signals[SIGNAL_TOPIC_CREATED] =
@@ -198,12 +225,19 @@ pubsub_broker_init (PubsubBroker *self)
  * @history_size: messages kept per topic for replay
  * @max_topics: how many topics may exist at once
  */
+/**
+ * pubsub_broker_new:
+ * @engine: (nullable): the engine; a #PubsubMemoryEngine when %NULL
+ * @encode: how a published message becomes bytes
+ */
 PubsubBroker *
-pubsub_broker_new (PubsubMessageEncoder encode,
-                   guint                history_size,
-                   guint                max_topics)
+pubsub_broker_new (PubsubEngine         *engine,
+                   PubsubMessageEncoder  encode,
+                   guint                 history_size,
+                   guint                 max_topics)
 {
   return g_object_new (PUBSUB_TYPE_BROKER,
+                       "engine", engine,
                        "encoder", encode,
                        "history-size", history_size,
                        "max-topics", max_topics,
@@ -222,37 +256,120 @@ on_topic_subscribers_changed (PubsubTopic *topic,
 /**
  * pubsub_broker_create_topic:
  * @name: the new topic's name
- * @error: BAD_REQUEST (invalid name), TOPIC_EXISTS or LIMIT_EXCEEDED
+ * @reply: the answer, when it comes at once
+ * @owner: what the call is made for (kept alive until a later answer)
+ * @callback: how a later answer comes
  *
- * Returns: (transfer none): the topic, owned by the broker
+ * Creates a topic with a new epoch, through the engine (SPEC §3, §9): an
+ * invalid name, an existing topic (TOPIC_EXISTS), too many topics
+ * (LIMIT_EXCEEDED) and an unreachable cluster (UNAVAILABLE) are errors.
+ * Once the answer comes, the topic is in the broker.
+ *
+ * Returns: %TRUE when @reply holds the answer; %FALSE when @callback will
+ */
+gboolean
+pubsub_broker_create_topic (PubsubBroker         *self,
+                            const char           *name,
+                            PubsubEngineReply    *reply,
+                            GObject              *owner,
+                            PubsubEngineCallback  callback)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), TRUE);
+  g_return_val_if_fail (name != NULL, TRUE);
+
+  if (!pubsub_check_topic_name (name, &reply->error))
+    return TRUE;
+  return pubsub_engine_create_topic (self->engine, name, reply, owner, callback);
+}
+
+/**
+ * pubsub_broker_delete_topic:
+ *
+ * Deletes a topic everywhere (TOPIC_NOT_FOUND, UNAVAILABLE); its
+ * subscribers are told. Answered like pubsub_broker_create_topic().
+ */
+gboolean
+pubsub_broker_delete_topic (PubsubBroker         *self,
+                            const char           *name,
+                            PubsubEngineReply    *reply,
+                            GObject              *owner,
+                            PubsubEngineCallback  callback)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), TRUE);
+  g_return_val_if_fail (name != NULL, TRUE);
+
+  return pubsub_engine_delete_topic (self->engine, name, reply, owner, callback);
+}
+
+/**
+ * pubsub_broker_publish:
+ * @topic: the topic's name
+ * @id: a valid UUID
+ * @payload: already validated JSON text, forwarded unchanged
+ * @payload_len: its length
+ *
+ * Publishes through the engine (TOPIC_NOT_FOUND, UNAVAILABLE): the reply
+ * has the message's seq, or the stored one's with duplicate set when @id
+ * was still in the topic's history. Answered like
+ * pubsub_broker_create_topic(); the memory engine always answers at once.
+ */
+gboolean
+pubsub_broker_publish (PubsubBroker         *self,
+                       const char           *topic,
+                       const char           *id,
+                       const char           *payload,
+                       gsize                 payload_len,
+                       PubsubEngineReply    *reply,
+                       GObject              *owner,
+                       PubsubEngineCallback  callback)
+{
+  return pubsub_engine_publish (self->engine, topic, id, payload, payload_len,
+                                reply, owner, callback);
+}
+
+/**
+ * pubsub_broker_sync:
+ *
+ * Answers once every change stored anywhere before the call is in this
+ * broker: a cluster node calls it before reading its replica for a client,
+ * so that a client never reads less on one node than it wrote on another.
+ */
+gboolean
+pubsub_broker_sync (PubsubBroker         *self,
+                    PubsubEngineReply    *reply,
+                    GObject              *owner,
+                    PubsubEngineCallback  callback)
+{
+  return pubsub_engine_sync (self->engine, reply, owner, callback);
+}
+
+/**
+ * pubsub_broker_apply_created:
+ * @name: a valid topic name
+ * @epoch: its epoch
+ *
+ * For the engine: the topic exists with @epoch. A topic of that name with
+ * another epoch was deleted and created again meanwhile: its subscribers
+ * are told it was deleted.
+ *
+ * Returns: (transfer none): the topic
  */
 PubsubTopic *
-pubsub_broker_create_topic (PubsubBroker  *self,
-                            const char    *name,
-                            GError       **error)
+pubsub_broker_apply_created (PubsubBroker *self,
+                             const char   *name,
+                             const char   *epoch)
 {
   PubsubTopic *topic;
 
   g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
-  g_return_val_if_fail (name != NULL, NULL);
 
-  if (!pubsub_check_topic_name (name, error))
-    return NULL;
-  if (g_hash_table_contains (self->topics, name))
-    {
-      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_EXISTS,
-                   "topic '%s' already exists", name);
-      return NULL;
-    }
-  if (g_hash_table_size (self->topics) >= self->max_topics)
-    {
-      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_LIMIT_EXCEEDED,
-                   "cannot create topic '%s': the limit of %u topics is reached",
-                   name, self->max_topics);
-      return NULL;
-    }
+  topic = g_hash_table_lookup (self->topics, name);
+  if (topic != NULL && strcmp (pubsub_topic_get_epoch (topic), epoch) == 0)
+    return topic;
+  if (topic != NULL)
+    pubsub_broker_apply_deleted (self, name);
 
-  topic = pubsub_topic_new (name, self->history_size);
+  topic = pubsub_topic_new_with_epoch (name, self->history_size, epoch);
   g_hash_table_insert (self->topics, (gpointer) pubsub_topic_get_name (topic), topic);
   /* Not a notify::subscribers handler: a topic with any notify handler
    * pays GLib's full notify path on every publish (notify::messages). */
@@ -265,17 +382,15 @@ pubsub_broker_create_topic (PubsubBroker  *self,
 }
 
 /**
- * pubsub_broker_delete_topic:
- * @name: the topic's name
- * @error: TOPIC_NOT_FOUND
+ * pubsub_broker_apply_deleted:
  *
- * Tells the topic's subscribers (they drop their subscription and say so to
- * their clients) and forgets the topic.
+ * For the engine: the topic is gone; its subscribers are told.
+ *
+ * Returns: %FALSE if there was no such topic
  */
 gboolean
-pubsub_broker_delete_topic (PubsubBroker  *self,
-                            const char    *name,
-                            GError       **error)
+pubsub_broker_apply_deleted (PubsubBroker *self,
+                             const char   *name)
 {
   g_autoptr(PubsubTopic) topic = NULL;
   gpointer key;
@@ -285,11 +400,7 @@ pubsub_broker_delete_topic (PubsubBroker  *self,
   g_return_val_if_fail (name != NULL, FALSE);
 
   if (!g_hash_table_steal_extended (self->topics, name, &key, &value))
-    {
-      g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
-                   "topic '%s' does not exist", name);
-      return FALSE;
-    }
+    return FALSE;
   topic = value;
   g_debug ("topic '%s' deleted", name);
 
@@ -303,10 +414,79 @@ pubsub_broker_delete_topic (PubsubBroker  *self,
 }
 
 /**
- * pubsub_broker_lookup_topic:
+ * pubsub_broker_apply_availability:
  *
- * Returns: (transfer none) (nullable): the topic called @name
+ * For the engine: it can serve calls again, or no longer can. Every
+ * topic's listeners are told (subscribers say cluster_unavailable).
  */
+void
+pubsub_broker_apply_availability (PubsubBroker *self,
+                                  gboolean      available)
+{
+  GHashTableIter iter;
+  gpointer topic;
+
+  g_return_if_fail (PUBSUB_IS_BROKER (self));
+
+  g_hash_table_iter_init (&iter, self->topics);
+  while (g_hash_table_iter_next (&iter, NULL, &topic))
+    pubsub_topic_apply_availability (topic, available);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_AVAILABLE]);
+}
+
+gboolean
+pubsub_broker_is_available (PubsubBroker *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), FALSE);
+
+  return self->engine != NULL && pubsub_engine_is_available (self->engine);
+}
+
+PubsubEngine *
+pubsub_broker_get_engine (PubsubBroker *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
+
+  return self->engine;
+}
+
+PubsubMessageEncoder
+pubsub_broker_get_encoder (PubsubBroker *self)
+{
+  return self->encode;
+}
+
+guint
+pubsub_broker_get_history_size (PubsubBroker *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), 0);
+
+  return self->history_size;
+}
+
+guint
+pubsub_broker_get_max_topics (PubsubBroker *self)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), 0);
+
+  return self->max_topics;
+}
+
+/**
+ * pubsub_broker_get_topic_subscribers:
+ *
+ * Returns: the topic's subscriptions on every live node
+ */
+guint
+pubsub_broker_get_topic_subscribers (PubsubBroker *self,
+                                     PubsubTopic  *topic)
+{
+  g_return_val_if_fail (PUBSUB_IS_BROKER (self), 0);
+
+  return pubsub_topic_get_subscribers (topic) +
+         pubsub_engine_get_remote_subscribers (self->engine, pubsub_topic_get_name (topic));
+}
+
 PubsubTopic *
 pubsub_broker_lookup_topic (PubsubBroker *self,
                             const char   *name)
@@ -379,8 +559,8 @@ pubsub_broker_get_topic_count (PubsubBroker *self)
 /**
  * pubsub_broker_get_subscriber_count:
  *
- * Returns: the number of subscriptions over all topics (not a hot path: a
- *   walk over the topics)
+ * Returns: the number of subscriptions over all topics, on every live node
+ *   (not a hot path: a walk over the topics)
  */
 guint
 pubsub_broker_get_subscriber_count (PubsubBroker *self)
@@ -393,7 +573,7 @@ pubsub_broker_get_subscriber_count (PubsubBroker *self)
 
   g_hash_table_iter_init (&iter, self->topics);
   while (g_hash_table_iter_next (&iter, NULL, &topic))
-    total += pubsub_topic_get_subscribers (topic);
+    total += pubsub_broker_get_topic_subscribers (self, topic);
   return total;
 }
 
@@ -411,35 +591,4 @@ pubsub_broker_get_uptime (PubsubBroker *self)
   g_return_val_if_fail (PUBSUB_IS_BROKER (self), 0);
 
   return (guint64) (g_get_monotonic_time () - self->start_monotonic) / G_USEC_PER_SEC;
-}
-
-/**
- * pubsub_broker_publish:
- * @topic: the topic's name
- * @id: a valid UUID
- * @payload: already validated JSON text, forwarded unchanged
- * @payload_len: its length
- * @out_duplicate: (out) (optional): %TRUE when @id was still in the topic's
- *   history: that message is returned and nothing is published
- * @error: TOPIC_NOT_FOUND
- *
- * Returns: (transfer full): the published (or already stored) message
- */
-PubsubMessage *
-pubsub_broker_publish (PubsubBroker  *self,
-                       const char    *topic,
-                       const char    *id,
-                       const char    *payload,
-                       gsize          payload_len,
-                       gboolean      *out_duplicate,
-                       GError       **error)
-{
-  PubsubTopic *target;
-
-  g_return_val_if_fail (PUBSUB_IS_BROKER (self), NULL);
-
-  target = pubsub_broker_get_topic (self, topic, error);
-  if (target == NULL)
-    return NULL;
-  return pubsub_topic_publish (target, id, payload, payload_len, self->encode, out_duplicate);
 }

@@ -141,3 +141,35 @@ pubsub_message_get_frame (PubsubMessage *self)
 {
   return self->frame;
 }
+
+/**
+ * pubsub_message_new_for_frame:
+ * @info: the message (its payload must lie inside @frame)
+ * @frame: the message already encoded, by another node of a cluster
+ * @payload_offset: where @info's payload starts in @frame
+ *
+ * A message that was serialized elsewhere: kept as it is, not encoded
+ * again (one serialization per publish, cluster-wide).
+ *
+ * Returns: (transfer full): the message
+ */
+PubsubMessage *
+pubsub_message_new_for_frame (const PubsubMessageInfo *info,
+                              GBytes                  *frame,
+                              gsize                    payload_offset)
+{
+  PubsubMessage *self = g_new (PubsubMessage, 1);
+
+  g_return_val_if_fail (payload_offset + info->payload_len <= g_bytes_get_size (frame), NULL);
+
+  g_atomic_ref_count_init (&self->ref_count);
+  memcpy (self->id, info->id, PUBSUB_UUID_LEN);
+  self->id[PUBSUB_UUID_LEN] = '\0';
+  self->seq = info->seq;
+  self->time_us = info->time_us;
+  self->accepted_us = g_get_monotonic_time ();
+  self->payload_offset = payload_offset;
+  self->payload_len = info->payload_len;
+  self->frame = g_bytes_ref (frame);
+  return self;
+}

@@ -44,6 +44,9 @@ typedef struct _PubsubMessage PubsubMessage;
 GType           pubsub_message_get_type     (void) G_GNUC_CONST;
 PubsubMessage  *pubsub_message_new          (const PubsubMessageInfo *info,
                                              PubsubMessageEncoder     encode);
+PubsubMessage  *pubsub_message_new_for_frame (const PubsubMessageInfo *info,
+                                               GBytes                  *frame,
+                                               gsize                    payload_offset);
 PubsubMessage  *pubsub_message_ref          (PubsubMessage *self);
 void            pubsub_message_unref        (PubsubMessage *self);
 const char     *pubsub_message_get_id       (PubsubMessage *self);

@@ -251,6 +251,7 @@ enum {
   PROP_0,
   PROP_NAME,
   PROP_HISTORY_SIZE,
+  PROP_EPOCH,
   PROP_SUBSCRIBERS,
   PROP_MESSAGES,
   N_PROPS
@@ -309,6 +310,9 @@ pubsub_topic_get_property (GObject    *object,
     case PROP_HISTORY_SIZE:
       g_value_set_uint (value, self->history_size);
       break;
+    case PROP_EPOCH:
+      g_value_set_string (value, self->epoch);
+      break;
     case PROP_SUBSCRIBERS:
       g_value_set_uint (value, self->subscribers);
       break;
@@ -336,6 +340,13 @@ pubsub_topic_set_property (GObject      *object,
     case PROP_HISTORY_SIZE:
       self->history_size = g_value_get_uint (value);
       break;
+    case PROP_EPOCH:
+      if (g_value_get_string (value) != NULL)
+        {
+          g_return_if_fail (pubsub_epoch_is_valid (g_value_get_string (value)));
+          memcpy (self->epoch, g_value_get_string (value), sizeof self->epoch);
+        }
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -360,6 +371,10 @@ pubsub_topic_class_init (PubsubTopicClass *klass)
                        pubsub_setting_get_max (PUBSUB_SETTING_HISTORY_SIZE),
                        pubsub_setting_get_default_uint (PUBSUB_SETTING_HISTORY_SIZE),
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  /* Chosen by the engine (a cluster's is shared); random when unset. */
+  properties[PROP_EPOCH] =
+    g_param_spec_string ("epoch", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
   properties[PROP_SUBSCRIBERS] =
     g_param_spec_uint ("subscribers", NULL, NULL, 0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
@@ -416,9 +431,7 @@ pubsub_topic_class_init (PubsubTopicClass *klass)
 static void
 pubsub_topic_init (PubsubTopic *self)
 {
-  /* Random per creation: a topic created again under the same name, or by a
-   * restarted server, never looks like the one a client knew. */
-  g_snprintf (self->epoch, sizeof self->epoch, "%08x%08x", g_random_int (), g_random_int ());
+  pubsub_epoch_generate (self->epoch);
   self->ids.seed = ((guint64) g_random_int () << 32) | g_random_int ();
 }
 
@@ -426,10 +439,48 @@ PubsubTopic *
 pubsub_topic_new (const char *name,
                   guint       history_size)
 {
+  return pubsub_topic_new_with_epoch (name, history_size, NULL);
+}
+
+/**
+ * pubsub_topic_new_with_epoch:
+ * @epoch: (nullable): PUBSUB_EPOCH_LEN lowercase hex digits, or %NULL for
+ *   a random one
+ */
+PubsubTopic *
+pubsub_topic_new_with_epoch (const char *name,
+                             guint       history_size,
+                             const char *epoch)
+{
   return g_object_new (PUBSUB_TYPE_TOPIC,
                        "name", name,
                        "history-size", history_size,
+                       "epoch", epoch,
                        NULL);
+}
+
+/**
+ * pubsub_epoch_generate:
+ * @out: room for PUBSUB_EPOCH_LEN + 1 characters
+ *
+ * A new random epoch: a topic created again under the same name, or by a
+ * restarted server, never looks like the one a client knew.
+ */
+void
+pubsub_epoch_generate (char *out)
+{
+  g_snprintf (out, PUBSUB_EPOCH_LEN + 1, "%08x%08x", g_random_int (), g_random_int ());
+}
+
+gboolean
+pubsub_epoch_is_valid (const char *epoch)
+{
+  gsize i;
+
+  for (i = 0; epoch[i] != '\0'; i++)
+    if (!g_ascii_isxdigit (epoch[i]) || g_ascii_isupper (epoch[i]))
+      return FALSE;
+  return i == PUBSUB_EPOCH_LEN;
 }
 
 const char *
@@ -516,6 +567,20 @@ history_append (PubsubTopic   *self,
 /* Calls every listener there was when the walk began, oldest first. The
  * list may change under the walk: a listener that turns slow drops every
  * subscription of its client, this topic's included. */
+static void fan_out (PubsubTopic *self, PubsubMessage *message);
+
+static void
+store_and_fan_out (PubsubTopic   *self,
+                   PubsubMessage *message,
+                   guint64        hash)
+{
+  history_append (self, message, hash);
+  self->messages++;
+  fan_out (self, message);
+  g_signal_emit (self, signals[SIGNAL_EVENT], 0, message);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGES]);
+}
+
 static void
 fan_out (PubsubTopic   *self,
          PubsubMessage *message)
@@ -530,6 +595,48 @@ fan_out (PubsubTopic   *self,
 
       walk.next = listener->next;
       listener->event (self, message, listener->user_data);
+    }
+  self->walks = walk.outer;
+}
+
+typedef enum {
+  LISTENER_DELETED,
+  LISTENER_LOST,
+  LISTENER_UNAVAILABLE,
+  LISTENER_AVAILABLE,
+} ListenerCall;
+
+/* Like fan_out(), for the rare calls. */
+static void
+walk_listeners (PubsubTopic  *self,
+                ListenerCall  call)
+{
+  guint64 end = self->listener_serial;
+  ListenerWalk walk = { self->listeners, self->walks };
+
+  self->walks = &walk;
+  while (walk.next != NULL && walk.next->serial < end)
+    {
+      PubsubTopicListener *listener = walk.next;
+
+      walk.next = listener->next;
+      switch (call)
+        {
+        case LISTENER_DELETED:
+          listener->deleted (self, listener->user_data);
+          break;
+        case LISTENER_LOST:
+          if (listener->lost != NULL)
+            listener->lost (self, listener->user_data);
+          break;
+        case LISTENER_UNAVAILABLE:
+        case LISTENER_AVAILABLE:
+          if (listener->availability != NULL)
+            listener->availability (self, call == LISTENER_AVAILABLE, listener->user_data);
+          break;
+        default:
+          g_assert_not_reached ();
+        }
     }
   self->walks = walk.outer;
 }
@@ -631,12 +738,80 @@ pubsub_topic_publish (PubsubTopic          *self,
   info.seq = self->messages + 1;
   info.time_us = g_get_real_time ();
   message = pubsub_message_new (&info, encode);
-  history_append (self, message, hash);
-  self->messages++;
-  fan_out (self, message);
-  g_signal_emit (self, signals[SIGNAL_EVENT], 0, message);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGES]);
+  store_and_fan_out (self, message, hash);
   return message;
+}
+
+/**
+ * pubsub_topic_apply_message:
+ * @message: a message the engine stored, with the seq it gave it
+ *
+ * For an engine that decides seq elsewhere (a cluster): appends @message
+ * to the replica and fans it out, like a local publish.
+ *
+ * Returns: %FALSE, doing nothing, unless @message's seq is the next one
+ */
+gboolean
+pubsub_topic_apply_message (PubsubTopic   *self,
+                            PubsubMessage *message)
+{
+  g_return_val_if_fail (PUBSUB_IS_TOPIC (self), FALSE);
+
+  if (pubsub_message_get_seq (message) != self->messages + 1)
+    return FALSE;
+  store_and_fan_out (self, message, id_hash (&self->ids, pubsub_message_get_id (message)));
+  return TRUE;
+}
+
+static void
+history_clear (PubsubTopic *self)
+{
+  for (guint i = 0; i < self->history_length; i++)
+    history_forget (self, self->history[(self->history_start + i) % self->history_size]);
+  self->history_start = 0;
+  self->history_length = 0;
+}
+
+/**
+ * pubsub_topic_apply_reset:
+ * @epoch: the epoch from now on (the same one when only messages were lost)
+ * @last_seq: the seq before the next message the topic will get
+ *
+ * Messages were lost (SPEC §9): the engine could not give this replica
+ * every message after its last one, or the topic got a new epoch. The
+ * history is emptied and every listener told, so that no subscriber sees
+ * a silent gap.
+ */
+void
+pubsub_topic_apply_reset (PubsubTopic *self,
+                          const char  *epoch,
+                          guint64      last_seq)
+{
+  g_return_if_fail (PUBSUB_IS_TOPIC (self));
+  g_return_if_fail (pubsub_epoch_is_valid (epoch));
+
+  history_clear (self);
+  memcpy (self->epoch, epoch, sizeof self->epoch);
+  self->messages = last_seq;
+  g_debug ("topic '%s': messages lost, continuing at epoch %s seq %" G_GUINT64_FORMAT,
+           self->name, epoch, last_seq + 1);
+  walk_listeners (self, LISTENER_LOST);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGES]);
+}
+
+/**
+ * pubsub_topic_apply_availability:
+ * @available: whether the engine can serve the topic
+ *
+ * Tells every listener that the cluster went away or came back.
+ */
+void
+pubsub_topic_apply_availability (PubsubTopic *self,
+                                 gboolean     available)
+{
+  g_return_if_fail (PUBSUB_IS_TOPIC (self));
+
+  walk_listeners (self, available ? LISTENER_AVAILABLE : LISTENER_UNAVAILABLE);
 }
 
 /**
@@ -785,22 +960,9 @@ pubsub_topic_set_subscribers_watch (PubsubTopic          *self,
 void
 pubsub_topic_mark_deleted (PubsubTopic *self)
 {
-  guint64 end;
-  ListenerWalk walk;
-
   g_return_if_fail (PUBSUB_IS_TOPIC (self));
 
   /* Each listener usually removes itself. */
-  end = self->listener_serial;
-  walk = (ListenerWalk) { self->listeners, self->walks };
-  self->walks = &walk;
-  while (walk.next != NULL && walk.next->serial < end)
-    {
-      PubsubTopicListener *listener = walk.next;
-
-      walk.next = listener->next;
-      listener->deleted (self, listener->user_data);
-    }
-  self->walks = walk.outer;
+  walk_listeners (self, LISTENER_DELETED);
   g_signal_emit (self, signals[SIGNAL_DELETED], 0);
 }

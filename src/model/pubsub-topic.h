@@ -62,7 +62,11 @@ typedef struct _PubsubTopicListener PubsubTopicListener;
  *   order they were added, and one added during a publish hears only the
  *   next ones
  * @deleted: called when the broker removes the topic
- * @user_data: given to both
+ * @lost: (nullable): called when messages were lost and the topic goes on
+ *   at a new position (pubsub_topic_apply_reset())
+ * @availability: (nullable): called when the cluster goes away or comes
+ *   back (pubsub_topic_apply_availability())
+ * @user_data: given to all
  *
  * The fan-out: a subscription's link to its topic, embedded in the
  * subscription, so that adding and removing one allocates nothing and
@@ -76,6 +80,11 @@ struct _PubsubTopicListener {
                        gpointer       user_data);
   void     (*deleted) (PubsubTopic   *topic,
                        gpointer       user_data);
+  void     (*lost)    (PubsubTopic   *topic,
+                       gpointer       user_data);
+  void     (*availability) (PubsubTopic *topic,
+                            gboolean     available,
+                            gpointer     user_data);
   gpointer   user_data;
 
   /*< private >*/
@@ -86,6 +95,11 @@ struct _PubsubTopicListener {
 
 PubsubTopic    *pubsub_topic_new                 (const char    *name,
                                                   guint          history_size);
+PubsubTopic    *pubsub_topic_new_with_epoch      (const char    *name,
+                                                  guint          history_size,
+                                                  const char    *epoch);
+void            pubsub_epoch_generate            (char          *out);
+gboolean        pubsub_epoch_is_valid            (const char    *epoch);
 const char     *pubsub_topic_get_name            (PubsubTopic   *self);
 guint           pubsub_topic_get_subscribers     (PubsubTopic   *self);
 guint64         pubsub_topic_get_messages        (PubsubTopic   *self);
@@ -106,6 +120,13 @@ PubsubMessage  *pubsub_topic_publish             (PubsubTopic   *self,
                                                   gsize          payload_len,
                                                   PubsubMessageEncoder encode,
                                                   gboolean      *out_duplicate);
+gboolean        pubsub_topic_apply_message       (PubsubTopic   *self,
+                                                  PubsubMessage *message);
+void            pubsub_topic_apply_reset         (PubsubTopic   *self,
+                                                  const char    *epoch,
+                                                  guint64        last_seq);
+void            pubsub_topic_apply_availability  (PubsubTopic   *self,
+                                                  gboolean       available);
 void            pubsub_topic_add_subscriber      (PubsubTopic   *self,
                                                   const char    *client_id);
 void            pubsub_topic_remove_subscriber   (PubsubTopic   *self,

@@ -971,51 +971,68 @@ pubsub_frame_new_info (const char *msg,
   return finish_with_timestamp (json);
 }
 
+/**
+ * pubsub_frame_new_messages_lost:
+ * @topic: the topic
+ * @seq: the first seq the subscriber will see from now on
+ * @epoch: the topic's epoch from now on
+ *
+ * What a subscriber gets instead of a silent gap (SPEC §9).
+ */
+GBytes *
+pubsub_frame_new_messages_lost (const char *topic,
+                                guint64     seq,
+                                const char *epoch)
+{
+  GString *json = g_string_sized_new (128);
+
+  g_string_append (json, "{\"type\":\"info\",\"topic\":");
+  pubsub_json_append_string (json, topic);
+  g_string_append_printf (json, ",\"msg\":\"messages_lost\",\"seq\":%" G_GUINT64_FORMAT
+                          ",\"epoch\":", seq);
+  pubsub_json_append_string (json, epoch);
+  return finish_with_timestamp (json);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Publishing from outside the WebSocket protocol                         */
 
 /**
- * pubsub_publish_json:
+ * pubsub_publish_args_check:
  * @topic: the topic's name
- * @id: (nullable): a UUID, or %NULL / "" for a fresh one
- * @payload_json: any JSON value, checked strictly
- * @out_duplicate: (out) (optional): whether the id was already stored
- * @error: BAD_REQUEST or TOPIC_NOT_FOUND
+ * @id: (inout): the message id; when empty, replaced by a new UUID owned
+ *   by @out_fresh_id
+ * @out_fresh_id: (out) (transfer full): the new id, if one was made
+ * @payload_json: the payload's JSON text
+ * @out_payload: (out): the validated payload
  *
- * The entry point for callers that have not validated their input (D-Bus):
- * the same checks as a WebSocket publish, then pubsub_broker_publish().
- *
- * Returns: (transfer full): the published message
+ * The checks of a WebSocket publish, for callers that have not validated
+ * their input (D-Bus), before pubsub_broker_publish().
  */
-PubsubMessage *
-pubsub_publish_json (PubsubBroker  *broker,
-                     const char    *topic,
-                     const char    *id,
-                     const char    *payload_json,
-                     gboolean      *out_duplicate,
-                     GError       **error)
+gboolean
+pubsub_publish_args_check (const char       *topic,
+                           const char      **id,
+                           char            **out_fresh_id,
+                           const char       *payload_json,
+                           PubsubJsonValue  *out_payload,
+                           GError          **error)
 {
-  g_autofree char *fresh_id = NULL;
-  PubsubJsonValue payload;
-
-  g_return_val_if_fail (PUBSUB_IS_BROKER (broker), NULL);
-  g_return_val_if_fail (topic != NULL && payload_json != NULL, NULL);
+  g_return_val_if_fail (topic != NULL && payload_json != NULL, FALSE);
 
   if (!pubsub_check_topic_name (topic, error))
-    return NULL;
-  if (id == NULL || *id == '\0')
-    id = fresh_id = g_uuid_string_random ();
-  else if (strlen (id) != PUBSUB_UUID_LEN || !g_uuid_string_is_valid (id))
+    return FALSE;
+  if (*id == NULL || **id == '\0')
+    *id = *out_fresh_id = g_uuid_string_random ();
+  else if (strlen (*id) != PUBSUB_UUID_LEN || !g_uuid_string_is_valid (*id))
     {
       g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
                            "message id must be a valid UUID");
-      return NULL;
+      return FALSE;
     }
-  if (!pubsub_json_validate (payload_json, strlen (payload_json), &payload, error))
+  if (!pubsub_json_validate (payload_json, strlen (payload_json), out_payload, error))
     {
       g_prefix_error (error, "payload: ");
-      return NULL;
+      return FALSE;
     }
-  return pubsub_broker_publish (broker, topic, id, payload.text, payload.len, out_duplicate,
-                                error);
+  return TRUE;
 }
