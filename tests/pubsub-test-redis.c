@@ -6,7 +6,13 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 
 #include <gio/gunixsocketaddress.h>
 #include <glib/gstdio.h>
@@ -306,6 +312,146 @@ pubsub_test_redis_config_set (PubsubTestRedis *redis,
   g_autofree char *reply = pubsub_test_redis_command (redis, "CONFIG", "SET", name, value, NULL);
 
   g_assert_cmpstr (reply, ==, "OK");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Which Redis clients a process is                                       */
+
+/* Every Unix socket's inode → its peer's inode (as `ss -x` finds them:
+ * sock_diag over netlink, UDIAG_SHOW_PEER). */
+static GHashTable *
+unix_socket_peers (void)
+{
+  GHashTable *peers = g_hash_table_new (NULL, NULL);
+  struct {
+    struct nlmsghdr      header;
+    struct unix_diag_req request;
+  } query = { { 0, }, { 0, } };
+  int fd = socket (AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  gboolean done = FALSE;
+
+  if (fd < 0)
+    g_error ("netlink sock_diag: %s", g_strerror (errno));
+  query.header.nlmsg_len = sizeof query;
+  query.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  query.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  query.request.sdiag_family = AF_UNIX;
+  query.request.udiag_states = (guint32) -1;
+  query.request.udiag_show = UDIAG_SHOW_PEER;
+  if (send (fd, &query, sizeof query, 0) != (ssize_t) sizeof query)
+    g_error ("netlink sock_diag: %s", g_strerror (errno));
+
+  while (!done)
+    {
+      guint32 buffer[8192];
+      ssize_t got = recv (fd, buffer, sizeof buffer, 0);
+      struct nlmsghdr *header = (struct nlmsghdr *) buffer;
+      size_t left;
+
+      if (got <= 0)
+        g_error ("netlink sock_diag: %s", got < 0 ? g_strerror (errno) : "EOF");
+      for (left = (size_t) got; NLMSG_OK (header, left); header = NLMSG_NEXT (header, left))
+        {
+          struct unix_diag_msg *message = NLMSG_DATA (header);
+          struct rtattr *attr = (struct rtattr *) (message + 1);
+          size_t attrs_len;
+
+          if (header->nlmsg_type == NLMSG_DONE)
+            {
+              done = TRUE;
+              break;
+            }
+          if (header->nlmsg_type == NLMSG_ERROR)
+            g_error ("netlink sock_diag: an error reply");
+          attrs_len = header->nlmsg_len - NLMSG_LENGTH (sizeof *message);
+          for (; RTA_OK (attr, attrs_len); attr = RTA_NEXT (attr, attrs_len))
+            if (attr->rta_type == UNIX_DIAG_PEER)
+              g_hash_table_insert (peers, GUINT_TO_POINTER (message->udiag_ino),
+                                   GUINT_TO_POINTER (*(guint32 *) RTA_DATA (attr)));
+        }
+    }
+  close (fd);
+  return peers;
+}
+
+/* The socket inodes of a process → its fd numbers ("socket:[123]"). */
+static GHashTable *
+socket_fds (GPid pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/fd", (int) pid);
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  GHashTable *fds = g_hash_table_new (NULL, NULL);
+  const char *name;
+
+  if (dir == NULL)
+    g_error ("cannot list %s", path);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *link = g_build_filename (path, name, NULL);
+      g_autofree char *target = g_file_read_link (link, NULL);
+      guint inode;
+
+      /* "socket:[123]" */
+      if (target == NULL || !g_str_has_prefix (target, "socket:["))
+        continue;
+      inode = (guint) g_ascii_strtoull (target + strlen ("socket:["), NULL, 10);
+      g_hash_table_insert (fds, GUINT_TO_POINTER (inode),
+                           GUINT_TO_POINTER ((guint) g_ascii_strtoull (name, NULL, 10)));
+    }
+  return fds;
+}
+
+GPtrArray *
+pubsub_test_redis_clients_of (PubsubTestRedis *redis,
+                              GPid             pid,
+                              gboolean         pubsub_only)
+{
+  g_autoptr(GHashTable) peers = unix_socket_peers ();
+  g_autoptr(GHashTable) theirs = socket_fds (pid);
+  g_autoptr(GHashTable) ours = NULL;
+  g_autoptr(GHashTable) redis_fds = g_hash_table_new (NULL, NULL);
+  g_autofree char *list = NULL;
+  g_auto(GStrv) lines = NULL;
+  GPtrArray *ids = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer inode;
+
+  g_assert_true (pubsub_test_redis_is_running (redis));
+  ours = socket_fds (redis->pid);
+  /* Their socket's peer is one of redis-server's: that fd is the client. */
+  g_hash_table_iter_init (&iter, theirs);
+  while (g_hash_table_iter_next (&iter, &inode, NULL))
+    {
+      gpointer peer = g_hash_table_lookup (peers, inode);
+      gpointer fd;
+
+      if (peer != NULL && g_hash_table_lookup_extended (ours, peer, NULL, &fd))
+        g_hash_table_add (redis_fds, fd);
+    }
+
+  list = pubsub_test_redis_command (redis, "CLIENT", "LIST", NULL);
+  lines = g_strsplit (list, "\n", -1);
+  for (gsize i = 0; lines[i] != NULL; i++)
+    {
+      g_auto(GStrv) fields = g_strsplit (lines[i], " ", -1);
+      const char *id = NULL;
+      gint64 fd = -1;
+      gboolean pubsub = FALSE;
+
+      for (gsize j = 0; fields[j] != NULL; j++)
+        {
+          if (g_str_has_prefix (fields[j], "id="))
+            id = fields[j] + 3;
+          else if (g_str_has_prefix (fields[j], "fd="))
+            fd = g_ascii_strtoll (fields[j] + 3, NULL, 10);
+          else if (g_str_has_prefix (fields[j], "flags="))
+            pubsub = strchr (fields[j] + 6, 'P') != NULL;
+        }
+      if (id != NULL && fd >= 0 && g_hash_table_contains (redis_fds, GINT_TO_POINTER ((int) fd)) &&
+          (pubsub || !pubsub_only))
+        g_ptr_array_add (ids, g_strdup (id));
+    }
+  return ids;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -83,6 +83,20 @@ char             *pubsub_test_redis_command         (PubsubTestRedis *redis,
 void              pubsub_test_redis_config_set      (PubsubTestRedis *redis,
                                                      const char      *name,
                                                      const char      *value);
+/**
+ * pubsub_test_redis_clients_of:
+ * @pid: a process connected to this server (a pubsubd node)
+ * @pubsub_only: only its clients in pub/sub mode (CLIENT LIST flag P)
+ *
+ * Finds which Redis clients are that process's connections, whatever their
+ * names: the peer of each of its Unix sockets (sock_diag) is one of
+ * redis-server's descriptors, the fd= of CLIENT LIST.
+ *
+ * Returns: (transfer full): the ids, for CLIENT KILL ID
+ */
+GPtrArray        *pubsub_test_redis_clients_of      (PubsubTestRedis *redis,
+                                                     GPid             pid,
+                                                     gboolean         pubsub_only);
 /* Everything redis-server has logged so far (all its runs). */
 char             *pubsub_test_redis_dup_log         (PubsubTestRedis *redis);
 
