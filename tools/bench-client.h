@@ -49,6 +49,7 @@ typedef struct {
   guint         got_close : 1;
   guint         slow_err : 1;  /* the server said SLOW_CONSUMER / Slow Consumer */
   guint         in_frag : 1;   /* pubsub: msg holds a fragmented message so far */
+  guint         probed : 1;    /* subscribers: a probe (sequence number 0) arrived */
   gint          close_code;    /* from the server's close frame; 1006 = none seen */
   gint          lost_errno;    /* 0 = EOF, else the errno that ended it */
   guint32       ep_mask;
@@ -82,6 +83,8 @@ typedef struct {
   gint        n_pubs;
   BenchConn  *slow;           /* slow mode only */
   gint        n_nodes;        /* the subscribers' URLs (1 without --sub-url) */
+  gdouble     sync_s;         /* --sub-url: until a probe had reached every subscriber */
+  guint64     probe_rounds;
 
   gboolean    running;        /* publishing: publishers send */
   gboolean    shutting_down;  /* lost connections are expected now */

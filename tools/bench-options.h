@@ -44,6 +44,7 @@ typedef struct {
   gdouble    drain;
   gdouble    hold;
   gdouble    setup_timeout;
+  gdouble    sync_timeout;
   gboolean   json;
   gboolean   verbose;
   gboolean   help;

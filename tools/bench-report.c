@@ -161,7 +161,7 @@ json_nodes (GString *j)
                               n ? "," : "", bench_options.sub_urls[n], t.subscribers, t.events,
                               t.lost, t.disconnected);
     }
-  g_string_append (j, "]");
+  g_string_append_printf (j, "],\"sync_s\":%.3f", bench_run.sync_s);
 }
 
 static void

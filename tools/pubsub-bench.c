@@ -46,6 +46,7 @@ BenchOptions bench_options = {
   .drain = 10.0,
   .hold = 2.0,
   .setup_timeout = 120.0,
+  .sync_timeout = 10.0,
 };
 
 static const GOptionEntry option_entries[] = {
@@ -98,6 +99,11 @@ static const GOptionEntry option_entries[] = {
     "connections being set up at the same time (default 128)", "N" },
   { "setup-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &bench_options.setup_timeout,
     "give up when connecting and subscribing takes longer (default 120)", "SEC" },
+  { "sync-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &bench_options.sync_timeout,
+    "with --sub-url, before measuring: publish probes (sequence number 0, not counted) "
+    "until one has reached every subscriber, for at most SEC seconds, so that a cluster "
+    "still spreading its subscriptions loses nothing measured (default 10; 0 = no probes)",
+    "SEC" },
   { "slow-rcvbuf", 0, 0, G_OPTION_ARG_INT, &bench_options.rcvbuf,
     "slow: SO_RCVBUF of the subscriber that stops reading (default 4096)", "BYTES" },
   { "nats-ping-every", 0, 0, G_OPTION_ARG_INT, &bench_options.nats_ping_every,
@@ -233,9 +239,9 @@ print_help_tail (void)
     "    Human-readable lines on stdout, or with --json one JSON object with: mode,\n"
     "    protocol, url, subscribers, publishers, topics, size, duration_s, window, rate,\n"
     "    sub_nodes (with --sub-url: one {url, subscribers, events, lost, disconnected} per\n"
-    "    --sub-url), published, acked, publish_errors, publishes_per_s, events,\n"
-    "    expected_events, events_per_s, lost, gaps, duplicates, out_of_order, disconnected,\n"
-    "    foreign,\n"
+    "    --sub-url) and sync_s (seconds until a probe had reached every subscriber),\n"
+    "    published, acked, publish_errors, publishes_per_s, events, expected_events,\n"
+    "    events_per_s, lost, gaps, duplicates, out_of_order, disconnected, foreign,\n"
     "    latency_us {count, p50, p90, p99, p999, max, mean}, tool_cpu_pct (this process,\n"
     "    getrusage, 100 = one core; tool_spin_pct of it was --spin-us busy-polling),\n"
     "    server_cpu_pct and server_rss_kib (with --pid,\n"
@@ -333,8 +339,10 @@ check_ranges (void)
     bench_die ("--publishers must be 1..65535");
   if (o->window < 1)
     bench_die ("--window must be at least 1");
-  if (o->rate < 0 || o->duration <= 0 || o->drain < 0 || o->warmup < 0 || o->hold < 0)
-    bench_die ("--rate, --duration, --drain-timeout, --warmup and --hold must not be negative");
+  if (o->rate < 0 || o->duration <= 0 || o->drain < 0 || o->warmup < 0 || o->hold < 0 ||
+      o->sync_timeout < 0)
+    bench_die ("--rate, --duration, --drain-timeout, --warmup, --hold and --sync-timeout must "
+               "not be negative");
   if (o->size > 64 * 1024 * 1024)
     bench_die ("--size is at most 64 MiB");
 }
