@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/bench/bench-lib.sh — what tests/bench/compare and compare-cluster share:
 # the pubsub-bench binary, stopping the servers of a run, one measured run
 # into $RESULTS, warm-ups, the one-line summary, and the table (bench-table.py).
