@@ -27,17 +27,30 @@
  * @out: room for the RFC 3339 UTC text with milliseconds and its NUL
  *
  * Every server frame carries one of these, so the date part is computed
- * once per second and reused.
+ * once per second and reused, and the whole text once per millisecond: the
+ * event and the ack of a publish, and the publishes of one read, usually
+ * share it.
  */
 void
 pubsub_format_timestamp (gint64 real_time_us,
                          char   out[PUBSUB_TIMESTAMP_LEN + 1])
 {
   static gint64 cached_second = G_MININT64;
+  static gint64 cached_ms = G_MININT64;
   static char cached[PUBSUB_TIMESTAMP_LEN + 1];
-  gint64 second = real_time_us / G_USEC_PER_SEC;
-  guint millis = (guint) ((real_time_us % G_USEC_PER_SEC) / 1000);
+  gint64 ms = real_time_us / 1000;
+  gint64 second;
+  guint millis;
 
+  if (ms == cached_ms)
+    {
+      memcpy (out, cached, sizeof cached);
+      return;
+    }
+  /* The same as real_time_us / G_USEC_PER_SEC and
+   * real_time_us % G_USEC_PER_SEC / 1000: division truncates. */
+  second = ms / 1000;
+  millis = (guint) (ms % 1000);
   if (second != cached_second)
     {
       time_t t = (time_t) second;
@@ -47,10 +60,11 @@ pubsub_format_timestamp (gint64 real_time_us,
       strftime (cached, sizeof cached, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
       cached_second = second;
     }
+  cached[20] = (char) ('0' + millis / 100);
+  cached[21] = (char) ('0' + millis / 10 % 10);
+  cached[22] = (char) ('0' + millis % 10);
+  cached_ms = ms;
   memcpy (out, cached, sizeof cached);
-  out[20] = (char) ('0' + millis / 100);
-  out[21] = (char) ('0' + millis / 10 % 10);
-  out[22] = (char) ('0' + millis % 10);
 }
 
 /* ---------------------------------------------------------------------- */
