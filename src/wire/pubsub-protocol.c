@@ -604,22 +604,39 @@ finish_with_timestamp (GString *json)
   return frame;
 }
 
-/* Decimal digits of @value into @out (no NUL). Returns: their number */
+/* Decimal digits of @value into @out (no NUL). Returns: their number.
+ * Two digits per division, from a table, written from the end: every
+ * publish formats its seq twice (event, ack), and one digit per division
+ * plus a reversing copy cost about 140 instructions for a 6-digit seq. */
 static gsize
 format_u64 (guint64 value,
             char    out[20])
 {
+  static const char pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
   char digits[20];
-  gsize n = 0;
+  char *p = digits + sizeof digits;
+  gsize n;
 
-  do
+  while (value >= 100)
     {
-      digits[n++] = (char) ('0' + value % 10);
-      value /= 10;
+      guint pair = (guint) (value % 100);
+
+      value /= 100;
+      p -= 2;
+      memcpy (p, pairs + 2 * pair, 2);
     }
-  while (value != 0);
-  for (gsize i = 0; i < n; i++)
-    out[i] = digits[n - 1 - i];
+  if (value >= 10)
+    {
+      p -= 2;
+      memcpy (p, pairs + 2 * value, 2);
+    }
+  else
+    *--p = (char) ('0' + value);
+  n = (gsize) (digits + sizeof digits - p);
+  memcpy (out, p, n);
   return n;
 }
 
