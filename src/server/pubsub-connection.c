@@ -440,7 +440,7 @@ handle_publish (PubsubConnection    *self,
 
   if (pubsub_broker_publish (self->broker, request->topic, request->message_id,
                              request->payload, request->payload_len,
-                             &reply, G_OBJECT (self), on_engine_reply))
+                             &reply, (GObject *) self, on_engine_reply))
     send_publish_reply (self, request, &reply);
   else
     add_pending (self, PUBSUB_REQUEST_PUBLISH, text, len);
