@@ -10,6 +10,7 @@
 
 #include <glib-object.h>
 
+#include "pubsub-broker.h"
 #include "pubsub-message.h"
 #include "pubsub-topic.h"
 
@@ -53,5 +54,26 @@ char          *pubsub_test_event_payload        (PubsubMessage  *message);
 void           pubsub_test_count_notify         (GObject        *object,
                                                  GParamSpec     *pspec,
                                                  gpointer        counter);
+
+/* The broker's calls, answered at once by the memory engine. */
+PubsubTopic   *pubsub_test_broker_create        (PubsubBroker   *broker,
+                                                 const char     *name,
+                                                 GError        **error);
+gboolean       pubsub_test_broker_delete        (PubsubBroker   *broker,
+                                                 const char     *name,
+                                                 GError        **error);
+PubsubMessage *pubsub_test_broker_publish      (PubsubBroker   *broker,
+                                                 const char     *topic,
+                                                 const char     *id,
+                                                 const char     *payload,
+                                                 gsize           payload_len,
+                                                 gboolean       *out_duplicate,
+                                                 GError        **error);
+PubsubMessage *pubsub_test_broker_publish_json (PubsubBroker   *broker,
+                                                 const char     *topic,
+                                                 const char     *id,
+                                                 const char     *payload_json,
+                                                 gboolean       *out_duplicate,
+                                                 GError        **error);
 
 G_END_DECLS

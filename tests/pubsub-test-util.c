@@ -714,7 +714,8 @@ on_sent (GObject      *source,
 static void
 check_response (const char         *method,
                 const char         *path,
-                PubsubTestResponse *response)
+                PubsubTestResponse *response,
+                gboolean            error_shape)
 {
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) error = NULL;
@@ -743,7 +744,7 @@ check_response (const char         *method,
       return;
     }
   response->json = json_node_ref (json_parser_get_root (parser));
-  if (response->status < 400)
+  if (response->status < 400 || !error_shape)
     return;
 
   object = json_node_get_object (response->json);
@@ -762,14 +763,15 @@ check_response (const char         *method,
                         method, path, response->status, (int) len, text);
 }
 
-PubsubTestResponse *
-pubsub_test_request_full (PubsubTestServer   *server,
-                          const char         *method,
-                          const char         *path,
-                          GBytes             *body,
-                          gboolean            chunked,
-                          const char * const *headers,
-                          GError            **out_error)
+static PubsubTestResponse *
+request (PubsubTestServer   *server,
+         const char         *method,
+         const char         *path,
+         GBytes             *body,
+         gboolean            chunked,
+         const char * const *headers,
+         gboolean            error_shape,
+         GError            **out_error)
 {
   g_autofree char *url = g_strconcat (server->http_base, path, NULL);
   g_autoptr(SoupMessage) msg = soup_message_new (method, url);
@@ -817,8 +819,28 @@ pubsub_test_request_full (PubsubTestServer   *server,
   response->status = soup_message_get_status (msg);
   response->headers = soup_message_headers_ref (soup_message_get_response_headers (msg));
   response->body = data.body;
-  check_response (method, path, response);
+  check_response (method, path, response, error_shape);
   return response;
+}
+
+PubsubTestResponse *
+pubsub_test_request_full (PubsubTestServer   *server,
+                          const char         *method,
+                          const char         *path,
+                          GBytes             *body,
+                          gboolean            chunked,
+                          const char * const *headers,
+                          GError            **out_error)
+{
+  return request (server, method, path, body, chunked, headers, TRUE, out_error);
+}
+
+PubsubTestResponse *
+pubsub_test_request_lax (PubsubTestServer *server,
+                         const char       *method,
+                         const char       *path)
+{
+  return request (server, method, path, NULL, FALSE, NULL, FALSE, NULL);
 }
 
 static const char * const *

@@ -257,6 +257,17 @@ PubsubTestResponse *pubsub_test_request_full (PubsubTestServer   *server,
                                               gboolean            chunked,
                                               const char * const *headers,
                                               GError            **out_error);
+/**
+ * pubsub_test_request_lax:
+ *
+ * As pubsub_test_request() without a body or headers, except that a status
+ * >= 400 need not carry the error shape: in cluster mode GET /health
+ * answers 503 with the health object itself ("cluster":"down"). The body
+ * must still be a JSON object.
+ */
+PubsubTestResponse *pubsub_test_request_lax (PubsubTestServer *server,
+                                             const char       *method,
+                                             const char       *path);
 /* The common case: returns the status; *out_json (optional) gets the body. */
 guint pubsub_test_http (PubsubTestServer  *server,
                         const char        *method,

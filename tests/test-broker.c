@@ -80,7 +80,7 @@ broker_events_clear (BrokerEvents *events)
 static void
 test_broker_create (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 5, 100);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 5, 100);
   g_autoptr(GError) error = NULL;
   BrokerEvents events;
   guint notify_count = 0;
@@ -90,7 +90,7 @@ test_broker_create (void)
   broker_events_init (&events, broker);
   g_signal_connect (broker, "notify::topic-count", G_CALLBACK (pubsub_test_count_notify), &notify_count);
 
-  topic = pubsub_broker_create_topic (broker, "orders", &error);
+  topic = pubsub_test_broker_create (broker, "orders", &error);
   g_assert_no_error (error);
   g_assert_nonnull (topic);
   g_assert_cmpstr (pubsub_topic_get_name (topic), ==, "orders");
@@ -105,14 +105,14 @@ test_broker_create (void)
   g_assert_cmpuint (notify_count, ==, 1);
 
   /* Duplicate. */
-  g_assert_null (pubsub_broker_create_topic (broker, "orders", &error));
+  g_assert_null (pubsub_test_broker_create (broker, "orders", &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_EXISTS);
   g_assert_nonnull (strstr (error->message, "'orders'"));
   g_clear_error (&error);
   g_assert_true (pubsub_broker_lookup_topic (broker, "orders") == topic);
 
   /* Names are case-sensitive. */
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "Orders", &error));
+  g_assert_nonnull (pubsub_test_broker_create (broker, "Orders", &error));
   g_assert_no_error (error);
 
   /* Invalid names. */
@@ -125,7 +125,7 @@ test_broker_create (void)
 
     for (gsize i = 0; i < G_N_ELEMENTS (invalid); i++)
       {
-        g_assert_null (pubsub_broker_create_topic (broker, invalid[i], &error));
+        g_assert_null (pubsub_test_broker_create (broker, invalid[i], &error));
         g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST);
         g_assert_nonnull (strstr (error->message, "invalid topic name"));
         g_clear_error (&error);
@@ -135,7 +135,7 @@ test_broker_create (void)
   {
     g_autofree char *name = g_strnfill (128, 'n');
 
-    g_assert_nonnull (pubsub_broker_create_topic (broker, name, &error));
+    g_assert_nonnull (pubsub_test_broker_create (broker, name, &error));
     g_assert_no_error (error);
   }
 
@@ -149,16 +149,16 @@ test_broker_create (void)
 static void
 test_broker_max_topics (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 1, 2);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 1, 2);
   g_autoptr(GError) error = NULL;
   guint max_topics = 0;
 
   g_object_get (broker, "max-topics", &max_topics, NULL);
   g_assert_cmpuint (max_topics, ==, 2);
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "a", NULL));
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "b", NULL));
+  g_assert_nonnull (pubsub_test_broker_create (broker, "a", NULL));
+  g_assert_nonnull (pubsub_test_broker_create (broker, "b", NULL));
 
-  g_assert_null (pubsub_broker_create_topic (broker, "c", &error));
+  g_assert_null (pubsub_test_broker_create (broker, "c", &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_LIMIT_EXCEEDED);
   g_assert_nonnull (strstr (error->message, "'c'"));
   g_assert_nonnull (strstr (error->message, "2"));
@@ -167,25 +167,25 @@ test_broker_max_topics (void)
   g_assert_cmpuint (pubsub_broker_get_topic_count (broker), ==, 2);
 
   /* At the limit, the other errors still say what is wrong. */
-  g_assert_null (pubsub_broker_create_topic (broker, "a", &error));
+  g_assert_null (pubsub_test_broker_create (broker, "a", &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_EXISTS);
   g_clear_error (&error);
-  g_assert_null (pubsub_broker_create_topic (broker, "no good", &error));
+  g_assert_null (pubsub_test_broker_create (broker, "no good", &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST);
   g_clear_error (&error);
 
   /* A deletion makes room. */
-  g_assert_true (pubsub_broker_delete_topic (broker, "a", NULL));
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "c", &error));
+  g_assert_true (pubsub_test_broker_delete (broker, "a", NULL));
+  g_assert_nonnull (pubsub_test_broker_create (broker, "c", &error));
   g_assert_no_error (error);
-  g_assert_null (pubsub_broker_create_topic (broker, "d", &error));
+  g_assert_null (pubsub_test_broker_create (broker, "d", &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_LIMIT_EXCEEDED);
 }
 
 static void
 test_broker_delete (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 3, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 3, 10);
   g_autoptr(GError) error = NULL;
   BrokerEvents events;
   PubsubTopic *topic;
@@ -194,7 +194,7 @@ test_broker_delete (void)
   guint notify_subscribers = 0;
 
   broker_events_init (&events, broker);
-  topic = pubsub_broker_create_topic (broker, "orders", NULL);
+  topic = pubsub_test_broker_create (broker, "orders", NULL);
   g_signal_connect (topic, "deleted", G_CALLBACK (on_own_topic_deleted), &events);
   weak = topic;
   g_object_add_weak_pointer (G_OBJECT (topic), (gpointer *) &weak);
@@ -203,7 +203,7 @@ test_broker_delete (void)
                     &notify_subscribers);
 
   /* Missing. */
-  g_assert_false (pubsub_broker_delete_topic (broker, "nope", &error));
+  g_assert_false (pubsub_test_broker_delete (broker, "nope", &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
   g_assert_nonnull (strstr (error->message, "'nope'"));
   g_clear_error (&error);
@@ -212,7 +212,7 @@ test_broker_delete (void)
 
   /* Existing: the topic hears "deleted" first, then the broker announces it,
    * and the broker's reference goes. */
-  g_assert_true (pubsub_broker_delete_topic (broker, "orders", &error));
+  g_assert_true (pubsub_test_broker_delete (broker, "orders", &error));
   g_assert_no_error (error);
   g_assert_cmpuint (events.topic_deleted_signals, ==, 1);
   g_assert_cmpuint (events.deleted->len, ==, 1);
@@ -224,7 +224,7 @@ test_broker_delete (void)
   g_assert_null (weak);
 
   /* Gone for good. */
-  g_assert_false (pubsub_broker_delete_topic (broker, "orders", &error));
+  g_assert_false (pubsub_test_broker_delete (broker, "orders", &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
   g_clear_error (&error);
   g_assert_null (pubsub_broker_get_topic (broker, "orders", &error));
@@ -232,7 +232,7 @@ test_broker_delete (void)
   g_clear_error (&error);
 
   /* Re-created: a fresh topic with no history. */
-  topic = pubsub_broker_create_topic (broker, "orders", NULL);
+  topic = pubsub_test_broker_create (broker, "orders", NULL);
   g_assert_nonnull (topic);
   g_assert_cmpuint (pubsub_topic_get_history_length (topic), ==, 0);
   g_assert_cmpuint (pubsub_topic_get_messages (topic), ==, 0);
@@ -244,25 +244,25 @@ test_broker_delete (void)
 static void
 test_broker_delete_held (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 3, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 3, 10);
   g_autoptr(PubsubTopic) held = NULL;
   g_autoptr(GError) error = NULL;
   guint notify_subscribers = 0;
 
-  held = g_object_ref (pubsub_broker_create_topic (broker, "t", NULL));
+  held = g_object_ref (pubsub_test_broker_create (broker, "t", NULL));
   g_signal_connect (broker, "notify::subscriber-count", G_CALLBACK (pubsub_test_count_notify),
                     &notify_subscribers);
   pubsub_topic_add_subscriber (held, "client");
   g_assert_cmpuint (notify_subscribers, ==, 1);
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 1);
 
-  g_assert_true (pubsub_broker_delete_topic (broker, "t", NULL));
+  g_assert_true (pubsub_test_broker_delete (broker, "t", NULL));
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 0);
   notify_subscribers = 0;
   pubsub_topic_remove_subscriber (held, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
   g_assert_cmpuint (notify_subscribers, ==, 0);
 
-  g_assert_null (pubsub_broker_publish (broker, "t", UUID, "1", 1, NULL, &error));
+  g_assert_null (pubsub_test_broker_publish (broker, "t", UUID, "1", 1, NULL, &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
 }
 
@@ -271,7 +271,7 @@ test_broker_list_sorted (void)
 {
   static const char *const names[] = { "b", "a", "B", "_", "0", "a.b", ":", "a-", "A", "ab" };
   static const char *const sorted[] = { "0", ":", "A", "B", "_", "a", "a-", "a.b", "ab", "b" };
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 1, 100);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 1, 100);
   g_autoptr(GPtrArray) list = NULL;
 
   list = pubsub_broker_list_topics (broker);
@@ -279,7 +279,7 @@ test_broker_list_sorted (void)
   g_clear_pointer (&list, g_ptr_array_unref);
 
   for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
-    g_assert_nonnull (pubsub_broker_create_topic (broker, names[i], NULL));
+    g_assert_nonnull (pubsub_test_broker_create (broker, names[i], NULL));
   list = pubsub_broker_list_topics (broker);
   g_assert_cmpuint (list->len, ==, G_N_ELEMENTS (sorted));
   for (guint i = 0; i < list->len; i++)
@@ -291,7 +291,7 @@ test_broker_list_sorted (void)
     }
 
   /* The list holds its own references: it outlives a deletion. */
-  g_assert_true (pubsub_broker_delete_topic (broker, "B", NULL));
+  g_assert_true (pubsub_test_broker_delete (broker, "B", NULL));
   g_assert_cmpstr (pubsub_topic_get_name (g_ptr_array_index (list, 3)), ==, "B");
   g_clear_pointer (&list, g_ptr_array_unref);
   list = pubsub_broker_list_topics (broker);
@@ -302,9 +302,9 @@ test_broker_list_sorted (void)
 static void
 test_broker_subscriber_count (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 1, 10);
-  PubsubTopic *a = pubsub_broker_create_topic (broker, "a", NULL);
-  PubsubTopic *b = pubsub_broker_create_topic (broker, "b", NULL);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 1, 10);
+  PubsubTopic *a = pubsub_test_broker_create (broker, "a", NULL);
+  PubsubTopic *b = pubsub_test_broker_create (broker, "b", NULL);
   guint notify_count = 0;
   guint count = 99;
 
@@ -321,7 +321,7 @@ test_broker_subscriber_count (void)
   g_assert_cmpuint (notify_count, ==, 4);
 
   /* Deleting a topic drops its subscriptions from the total, and says so. */
-  g_assert_true (pubsub_broker_delete_topic (broker, "a", NULL));
+  g_assert_true (pubsub_test_broker_delete (broker, "a", NULL));
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (broker), ==, 1);
   g_assert_cmpuint (notify_count, ==, 5);
   pubsub_topic_remove_subscriber (b, "client", PUBSUB_LEAVE_UNSUBSCRIBED);
@@ -346,14 +346,14 @@ static void
 test_broker_publish (void)
 {
   static const char payload[] = "{\"big\":12345678901234567890,\"inf\":1e400}";
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 2, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 2, 10);
   g_autoptr(GError) error = NULL;
-  PubsubTopic *topic = pubsub_broker_create_topic (broker, "t", NULL);
+  PubsubTopic *topic = pubsub_test_broker_create (broker, "t", NULL);
   EventRecord record = { NULL, 0 };
 
   g_signal_connect (topic, "event", G_CALLBACK (on_event), &record);
 
-  g_assert_null (pubsub_broker_publish (broker, "missing", UUID, "1", 1, NULL, &error));
+  g_assert_null (pubsub_test_broker_publish (broker, "missing", UUID, "1", 1, NULL, &error));
   g_assert_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
   g_assert_cmpstr (error->message, ==, "topic 'missing' does not exist");
   g_clear_error (&error);
@@ -362,7 +362,7 @@ test_broker_publish (void)
   for (guint n = 0; n < 3; n++)
     {
       g_autofree char *id = pubsub_test_numbered_uuid (n);
-      g_autoptr(PubsubMessage) message = pubsub_broker_publish (broker, "t", id, payload,
+      g_autoptr(PubsubMessage) message = pubsub_test_broker_publish (broker, "t", id, payload,
                                                                 sizeof payload - 1, NULL, &error);
       g_autofree char *got = NULL;
 
@@ -428,12 +428,12 @@ static void
 test_broker_publish_json (gconstpointer user_data)
 {
   const PublishJsonRow *row = user_data;
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 10, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 10, 10);
   g_autoptr(GError) error = NULL;
   g_autoptr(PubsubMessage) message = NULL;
-  PubsubTopic *topic = pubsub_broker_create_topic (broker, "t", NULL);
+  PubsubTopic *topic = pubsub_test_broker_create (broker, "t", NULL);
 
-  message = pubsub_publish_json (broker, row->topic, row->id, row->payload, NULL, &error);
+  message = pubsub_test_broker_publish_json (broker, row->topic, row->id, row->payload, NULL, &error);
   if (row->code < 0)
     {
       g_autofree char *payload = NULL;
@@ -478,16 +478,16 @@ test_broker_publish_json (gconstpointer user_data)
 static void
 test_broker_publish_json_fresh_id (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 10, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 10, 10);
   g_autoptr(GError) error = NULL;
   g_autoptr(PubsubMessage) first = NULL;
   g_autoptr(PubsubMessage) second = NULL;
   g_autofree char *id_in_frame = NULL;
 
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "t", NULL));
-  first = pubsub_publish_json (broker, "t", "", "1", NULL, &error);
+  g_assert_nonnull (pubsub_test_broker_create (broker, "t", NULL));
+  first = pubsub_test_broker_publish_json (broker, "t", "", "1", NULL, &error);
   g_assert_no_error (error);
-  second = pubsub_publish_json (broker, "t", NULL, "2", NULL, &error);
+  second = pubsub_test_broker_publish_json (broker, "t", NULL, "2", NULL, &error);
   g_assert_no_error (error);
 
   g_assert_cmpuint (strlen (pubsub_message_get_id (first)), ==, PUBSUB_UUID_LEN);
@@ -502,7 +502,7 @@ static void
 test_broker_properties (void)
 {
   gint64 before = g_get_real_time ();
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 4, 9);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 4, 9);
   gint64 after = g_get_real_time ();
   guint history_size = 0;
   guint topic_count = 99;
@@ -522,9 +522,9 @@ test_broker_properties (void)
 static void
 test_broker_dispose (void)
 {
-  PubsubBroker *broker = pubsub_broker_new (pubsub_frame_new_event, 4, 9);
+  PubsubBroker *broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 4, 9);
   PubsubBroker *weak = broker;
-  g_autoptr(PubsubTopic) topic = g_object_ref (pubsub_broker_create_topic (broker, "t", NULL));
+  g_autoptr(PubsubTopic) topic = g_object_ref (pubsub_test_broker_create (broker, "t", NULL));
   g_autoptr(PubsubMessage) message = NULL;
 
   g_object_add_weak_pointer (G_OBJECT (broker), (gpointer *) &weak);

@@ -19,6 +19,7 @@
 #include "pubsub-frame-queue.h"
 #include "pubsub-metrics.h"
 #include "pubsub-protocol.h"
+#include "pubsub-test-model.h"
 
 static void
 test_bucket (void)
@@ -147,7 +148,7 @@ publish (PubsubBroker *broker,
   g_autoptr(PubsubMessage) message = NULL;
   g_autofree char *id = g_uuid_string_random ();
 
-  message = pubsub_broker_publish (broker, topic, id, "1", 1, NULL, &error);
+  message = pubsub_test_broker_publish (broker, topic, id, "1", 1, NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (message);
 }
@@ -155,19 +156,19 @@ publish (PubsubBroker *broker,
 static void
 test_render (void)
 {
-  g_autoptr(PubsubBroker) broker = pubsub_broker_new (pubsub_frame_new_event, 10, 10);
+  g_autoptr(PubsubBroker) broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 10, 10);
   g_autoptr(PubsubMetrics) metrics = pubsub_metrics_new (broker);
   PubsubCounters *counters = pubsub_metrics_get_counters (metrics);
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
   gsize len;
 
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "a", &error));
-  g_assert_nonnull (pubsub_broker_create_topic (broker, "b", &error));
+  g_assert_nonnull (pubsub_test_broker_create (broker, "a", &error));
+  g_assert_nonnull (pubsub_test_broker_create (broker, "b", &error));
   for (guint i = 0; i < 3; i++)
     publish (broker, "a");
   publish (broker, "b");
-  g_assert_true (pubsub_broker_delete_topic (broker, "a", &error));
+  g_assert_true (pubsub_test_broker_delete (broker, "a", &error));
 
   pubsub_histogram_observe (&counters->latency, 1024);
   pubsub_histogram_observe (&counters->latency, 3);

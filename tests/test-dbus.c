@@ -540,9 +540,19 @@ test_properties (Fixture       *f,
                                        NULL, &error);
   g_assert_no_error (error);
   all = g_variant_get_child_value (reply, 0);
-  /* Version, ListenAddress, StartTime, TopicCount, SubscriberCount and
-   * SignalsDropped (SPEC §10). */
-  g_assert_cmpuint (g_variant_n_children (all), ==, 6);
+  /* Version, ListenAddress, StartTime, TopicCount, SubscriberCount,
+   * SignalsDropped (SPEC §10), Cluster, NodeId and Nodes (§9). */
+  g_assert_cmpuint (g_variant_n_children (all), ==, 9);
+  {
+    g_autoptr(GVariant) cluster = g_variant_lookup_value (all, "Cluster", G_VARIANT_TYPE_STRING);
+    g_autoptr(GVariant) node_id = g_variant_lookup_value (all, "NodeId", G_VARIANT_TYPE_STRING);
+    g_autoptr(GVariant) nodes = g_variant_lookup_value (all, "Nodes", G_VARIANT_TYPE_UINT32);
+
+    /* The in-memory engine: no cluster, one node, named. */
+    g_assert_cmpstr (g_variant_get_string (cluster, NULL), ==, "");
+    g_assert_cmpuint (strlen (g_variant_get_string (node_id, NULL)), >, 0);
+    g_assert_cmpuint (g_variant_get_uint32 (nodes), ==, 1);
+  }
 
   /* Read-only. */
   g_clear_pointer (&reply, g_variant_unref);

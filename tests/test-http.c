@@ -694,6 +694,34 @@ test_too_large_declared (void)
   pubsub_test_server_stop (server);
 }
 
+/* A Content-Length that is not a number of bytes: 400 and the connection
+ * closed, and nothing in the daemon's log (libsoup 3.2.3 itself logs a GLib
+ * warning for a negative one: a line per request for any client). */
+static void
+test_bad_content_length (void)
+{
+  static const char *const values[] = { "-5", "99999999999999999999999", "+7", " " };
+  g_autoptr(PubsubTestServer) server = pubsub_test_server_start (NULL);
+  g_autofree char *log = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autoptr(Client) client = client_connect (server);
+      g_autofree char *request = g_strdup_printf ("POST /topics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                                  "Content-Length: %s\r\n\r\n", values[i]);
+      g_autoptr(Answer) answer = NULL;
+
+      client_send_text (client, request);
+      answer = client_read_answer (client, 5000);
+      g_assert_cmpuint (answer->status, ==, 400);
+      client_wait_closed (client, 10000);
+    }
+  pubsub_test_server_stop (server);
+  log = pubsub_test_server_dup_own_log (server);
+  g_assert_null (strstr (log, "WARNING"));
+  g_assert_null (strstr (log, "CRITICAL"));
+}
+
 /* Chunked: the answer comes as soon as the limit is passed, while the
  * client has not finished its body. */
 static void
@@ -1198,6 +1226,7 @@ main (int    argc,
   g_test_add_func ("/http/keepalive/then-websocket", test_keepalive_then_websocket);
   g_test_add_func ("/http/too-large/declared", test_too_large_declared);
   g_test_add_func ("/http/too-large/chunked", test_too_large_chunked);
+  g_test_add_func ("/http/bad-content-length", test_bad_content_length);
   g_test_add_func ("/http/timeout/header", test_header_timeout);
   g_test_add_func ("/http/timeout/idle", test_idle_timeout);
   g_test_add_func ("/http/timeout/body-stall", test_body_stall);

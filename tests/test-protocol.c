@@ -1465,6 +1465,44 @@ test_frame_publish_ack (void)
     }
 }
 
+/* seq is written two digits at a time: every number of digits, and the
+ * ends of each, in the event and in the ack. */
+static void
+test_frame_seq_digits (void)
+{
+  g_auto(PubsubRequest) request = { 0, };
+  g_autofree char *text = g_strdup_printf ("{\"type\":\"publish\",\"topic\":\"t\","
+                                           "\"message\":{\"id\":\"%s\",\"payload\":1}}", UUID);
+  guint64 power = 1;
+
+  parse_request (text, &request);
+  for (guint digits = 1; digits <= 20; digits++)
+    {
+      guint64 values[] = { power, power + 1, digits < 20 ? power * 10 - 1 : G_MAXUINT64,
+                           digits == 1 ? 0 : power + power / 2 + 7 };
+
+      for (gsize i = 0; i < G_N_ELEMENTS (values); i++)
+        {
+          PubsubMessageInfo info = {
+            .topic = "t", .epoch = EPOCH, .seq = values[i], .id = UUID,
+            .payload = "1", .payload_len = 1, .time_us = 0,
+          };
+          gsize payload_offset;
+          g_autoptr(GBytes) event = pubsub_frame_new_event (&info, &payload_offset);
+          g_autoptr(GBytes) ack = pubsub_frame_new_publish_ack (&request, values[i], FALSE);
+          g_autofree char *seq = g_strdup_printf ("\"seq\":%" G_GUINT64_FORMAT ",", values[i]);
+          FrameParts parts;
+
+          split_frame (event, &parts);
+          g_assert_nonnull (g_strstr_len (parts.json, (gssize) parts.json_len, seq));
+          split_frame (ack, &parts);
+          g_assert_nonnull (g_strstr_len (parts.json, (gssize) parts.json_len, seq));
+        }
+      if (digits < 20)
+        power *= 10;
+    }
+}
+
 static void
 test_frame_subscribe_ack (void)
 {
@@ -1555,6 +1593,7 @@ main (int    argc,
   g_test_add_func ("/protocol/frame/event/structure", test_frame_event_structure);
   g_test_add_func ("/protocol/frame/lengths/info", test_frame_lengths_info);
   g_test_add_func ("/protocol/frame/lengths/event", test_frame_lengths_event);
+  g_test_add_func ("/protocol/frame/seq-digits", test_frame_seq_digits);
 
   return g_test_run ();
 }

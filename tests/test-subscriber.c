@@ -32,6 +32,7 @@
 #include "pubsub-protocol.h"
 #include "pubsub-ws-frame.h"
 #include "pubsub-subscriber.h"
+#include "pubsub-test-model.h"
 #include "pubsub-test-util.h"
 
 #define UUID "123e4567-e89b-12d3-a456-426614174000"
@@ -70,7 +71,7 @@ fixture_setup (Fixture       *f,
   g_assert_true (g_unix_set_fd_nonblocking (f->peer, TRUE, &error));
   g_assert_no_error (error);
   f->inbox = g_byte_array_new ();
-  f->broker = pubsub_broker_new (pubsub_frame_new_event, 10, 100);
+  f->broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 10, 100);
   f->io = pubsub_io_loop_new (&error);
   g_assert_no_error (error);
 }
@@ -324,7 +325,7 @@ publish_n (Fixture    *f,
   g_autofree char *id = g_uuid_string_random ();
   PubsubMessage *message;
 
-  message = pubsub_broker_publish (f->broker, topic, id, payload, strlen (payload), NULL, &error);
+  message = pubsub_test_broker_publish (f->broker, topic, id, payload, strlen (payload), NULL, &error);
   g_assert_no_error (error);
   return message;
 }
@@ -347,8 +348,8 @@ static void
 test_order (Fixture       *f,
             gconstpointer  data)
 {
-  PubsubTopic *a = pubsub_broker_create_topic (f->broker, "a", NULL);
-  PubsubTopic *b = pubsub_broker_create_topic (f->broker, "b", NULL);
+  PubsubTopic *a = pubsub_test_broker_create (f->broker, "a", NULL);
+  PubsubTopic *b = pubsub_test_broker_create (f->broker, "b", NULL);
   g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func ((GDestroyNotify) pubsub_message_unref);
   g_autoptr(GPtrArray) frames = NULL;
 
@@ -389,7 +390,7 @@ static void
 test_send_direct (Fixture       *f,
                   gconstpointer  data)
 {
-  PubsubTopic *t = pubsub_broker_create_topic (f->broker, "t", NULL);
+  PubsubTopic *t = pubsub_test_broker_create (f->broker, "t", NULL);
   g_autoptr(GBytes) pong = pubsub_frame_new_pong (NULL);
   g_autoptr(GBytes) ping = pubsub_ws_frame_new_ping ();
   g_autoptr(GPtrArray) frames = NULL;
@@ -436,7 +437,7 @@ test_replay (Fixture       *f,
              gconstpointer  data)
 {
   const ReplayRow *row = data;
-  PubsubTopic *t = pubsub_broker_create_topic (f->broker, "t", NULL);
+  PubsubTopic *t = pubsub_test_broker_create (f->broker, "t", NULL);
   g_autoptr(GBytes) ack = pubsub_frame_new_ack (NULL, "t");
   g_autoptr(GPtrArray) frames = NULL;
   guint replayed = 15 - row->first_replayed;
@@ -462,7 +463,7 @@ static void
 test_subscribe_twice (Fixture       *f,
                       gconstpointer  data)
 {
-  PubsubTopic *t = pubsub_broker_create_topic (f->broker, "t", NULL);
+  PubsubTopic *t = pubsub_test_broker_create (f->broker, "t", NULL);
   g_autoptr(GPtrArray) frames = NULL;
 
   make_subscriber (f, 100, 0);
@@ -486,8 +487,8 @@ static void
 test_unsubscribe (Fixture       *f,
                   gconstpointer  data)
 {
-  PubsubTopic *a = pubsub_broker_create_topic (f->broker, "a", NULL);
-  PubsubTopic *b = pubsub_broker_create_topic (f->broker, "b", NULL);
+  PubsubTopic *a = pubsub_test_broker_create (f->broker, "a", NULL);
+  PubsubTopic *b = pubsub_test_broker_create (f->broker, "b", NULL);
   g_autoptr(GPtrArray) frames = NULL;
 
   make_subscriber (f, 100, 0);
@@ -563,8 +564,8 @@ test_replay_beyond_queue_size (Fixture       *f,
   g_autoptr(GPtrArray) frames = NULL;
 
   g_clear_object (&f->broker);
-  f->broker = pubsub_broker_new (pubsub_frame_new_event, 50, 10);
-  t = pubsub_broker_create_topic (f->broker, "t", NULL);
+  f->broker = pubsub_broker_new (NULL, pubsub_frame_new_event, 50, 10);
+  t = pubsub_test_broker_create (f->broker, "t", NULL);
   make_subscriber (f, 5, 0);
   publish_range (f, "t", 0, 49);
 
@@ -606,7 +607,7 @@ static void
 test_bound_exact (Fixture       *f,
                   gconstpointer  data)
 {
-  PubsubTopic *t = pubsub_broker_create_topic (f->broker, "t", NULL);
+  PubsubTopic *t = pubsub_test_broker_create (f->broker, "t", NULL);
   g_autoptr(GBytes) small = pubsub_frame_new_pong (NULL);
   guint pending;
 
@@ -650,8 +651,8 @@ test_slow_consumer (Fixture       *f,
                     gconstpointer  data)
 {
   const guint queue_size = 8;
-  PubsubTopic *a = pubsub_broker_create_topic (f->broker, "a", NULL);
-  PubsubTopic *b = pubsub_broker_create_topic (f->broker, "b", NULL);
+  PubsubTopic *a = pubsub_test_broker_create (f->broker, "a", NULL);
+  PubsubTopic *b = pubsub_test_broker_create (f->broker, "b", NULL);
   g_autoptr(GPtrArray) frames = NULL;
   guint published = 0;
   guint queued_before_final;
@@ -722,8 +723,8 @@ static void
 test_topic_deleted (Fixture       *f,
                     gconstpointer  data)
 {
-  PubsubTopic *t = pubsub_broker_create_topic (f->broker, "t", NULL);
-  PubsubTopic *u = pubsub_broker_create_topic (f->broker, "u", NULL);
+  PubsubTopic *t = pubsub_test_broker_create (f->broker, "t", NULL);
+  PubsubTopic *u = pubsub_test_broker_create (f->broker, "u", NULL);
   g_autoptr(GPtrArray) frames = NULL;
 
   make_subscriber (f, 100, 0);
@@ -731,14 +732,14 @@ test_topic_deleted (Fixture       *f,
   g_assert_true (subscribe_last_n (f->subscriber, u, "c", 0));
   publish_range (f, "t", 0, 0);
 
-  g_assert_true (pubsub_broker_delete_topic (f->broker, "t", NULL));
+  g_assert_true (pubsub_test_broker_delete (f->broker, "t", NULL));
   g_assert_cmpuint (pubsub_subscriber_get_subscription_count (f->subscriber), ==, 1);
   g_assert_false (pubsub_subscriber_unsubscribe (f->subscriber, "t"));
   g_assert_cmpuint (pubsub_broker_get_subscriber_count (f->broker), ==, 1);
   publish_range (f, "u", 1, 1);
 
   /* A new topic of the same name is a new subscription. */
-  t = pubsub_broker_create_topic (f->broker, "t", NULL);
+  t = pubsub_test_broker_create (f->broker, "t", NULL);
   publish_range (f, "t", 2, 2);
   g_assert_true (subscribe_last_n (f->subscriber, t, "c", 0));
   publish_range (f, "t", 3, 3);
@@ -766,7 +767,7 @@ static void
 test_close (Fixture       *f,
             gconstpointer  data)
 {
-  PubsubTopic *t = pubsub_broker_create_topic (f->broker, "t", NULL);
+  PubsubTopic *t = pubsub_test_broker_create (f->broker, "t", NULL);
   g_autoptr(GBytes) pong = pubsub_frame_new_pong (NULL);
 
   make_subscriber (f, 10, 0);
@@ -792,7 +793,7 @@ static void
 test_dispose (Fixture       *f,
               gconstpointer  data)
 {
-  PubsubTopic *t = pubsub_broker_create_topic (f->broker, "t", NULL);
+  PubsubTopic *t = pubsub_test_broker_create (f->broker, "t", NULL);
   PubsubSubscriber *weak;
 
   make_subscriber (f, 10, 0);
@@ -813,7 +814,7 @@ static void
 test_peer_gone (Fixture       *f,
                 gconstpointer  data)
 {
-  PubsubTopic *t = pubsub_broker_create_topic (f->broker, "t", NULL);
+  PubsubTopic *t = pubsub_test_broker_create (f->broker, "t", NULL);
   g_autoptr(GBytes) pong = pubsub_frame_new_pong (NULL);
 
   make_subscriber (f, 10, 0);

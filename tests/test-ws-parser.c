@@ -163,6 +163,40 @@ test_nul_is_utf8 (Fixture       *f,
   g_assert_cmpmem (f->parser.payload, f->parser.payload_len, "a\0b", 3);
 }
 
+/* Unmasking also finds out whether a text message is all ASCII, 16, 8
+ * and 1 bytes at a time: a non-ASCII byte anywhere, in any of those
+ * steps, must still send the message through the full UTF-8 check. */
+static void
+test_utf8_every_position (Fixture       *f,
+                          gconstpointer  data)
+{
+  for (gsize len = 1; len <= 40; len++)
+    for (gsize at = 0; at < len; at++)
+      {
+        g_autofree char *text = g_malloc (len);
+        gsize consumed;
+
+        memset (text, 'a', len);
+        text[at] = (char) 0xff;   /* never in UTF-8 */
+        {
+          g_autoptr(GByteArray) bad = pubsub_test_ws_client_frame (0x81, text, len, mask_key);
+
+          g_assert_cmpint (parse (f, bad, &consumed), ==, PUBSUB_WS_FAIL);
+          g_assert_cmpuint (f->parser.close_code, ==, PUBSUB_WS_CLOSE_BAD_DATA);
+        }
+        if (at + 2 > len)
+          continue;
+        text[at] = (char) 0xc3;   /* é: valid */
+        text[at + 1] = (char) 0xa9;
+        {
+          g_autoptr(GByteArray) good = pubsub_test_ws_client_frame (0x81, text, len, mask_key);
+
+          g_assert_cmpint (parse (f, good, &consumed), ==, PUBSUB_WS_TEXT);
+          g_assert_cmpmem (f->parser.payload, f->parser.payload_len, text, len);
+        }
+      }
+}
+
 static void
 test_control_frames (Fixture       *f,
                      gconstpointer  data)
@@ -393,6 +427,7 @@ main (int   argc,
   ADD ("/ws-parser/several-frames", test_several_frames);
   ADD ("/ws-parser/control-frames", test_control_frames);
   ADD ("/ws-parser/nul-is-utf8", test_nul_is_utf8);
+  ADD ("/ws-parser/utf8-every-position", test_utf8_every_position);
   ADD ("/ws-parser/control-too-long", test_control_too_long);
   ADD ("/ws-parser/close", test_close);
   ADD ("/ws-parser/fragments", test_fragments);

@@ -34,7 +34,8 @@
 
 BenchRun bench_run;
 
-static const BenchWsTarget *target;   /* not owned */
+static const BenchWsTarget *pub_target;    /* not owned */
+static const BenchWsTarget *sub_targets;   /* not owned: bench_run.n_nodes of them */
 static int ep = -1;
 static int timer_fd = -1;
 static int timer_tag;                 /* its address marks the timerfd in epoll */
@@ -314,11 +315,18 @@ die_out_of_fds (void)
              (unsigned long long) rl.rlim_max);
 }
 
+/* Where c connects: publishers to --url, subscribers to their --sub-url. */
+static inline const BenchWsTarget *
+conn_target (const BenchConn *c)
+{
+  return c->role == BENCH_ROLE_PUB ? pub_target : &sub_targets[c->node];
+}
+
 static int
 open_socket (const BenchConn *c)
 {
   int one = 1;
-  int fd = socket (target->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket (conn_target (c)->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
   if (fd < 0)
     {
@@ -337,6 +345,8 @@ open_socket (const BenchConn *c)
 static void
 conn_start (BenchConn *c)
 {
+  const BenchWsTarget *target = conn_target (c);
+
   c->fd = open_socket (c);
   c->close_code = 1006;
   if (connect (c->fd, (const struct sockaddr *) &target->addr, target->addrlen) < 0 &&
@@ -345,7 +355,7 @@ conn_start (BenchConn *c)
       if (errno == EADDRNOTAVAIL)
         bench_die ("connect: no local port left at connection %d "
                    "(see net.ipv4.ip_local_port_range)", next_to_start);
-      bench_die ("connect to %s: %s", bench_options.url, g_strerror (errno));
+      bench_die ("connect to %s: %s", target->url, g_strerror (errno));
     }
   c->state = BENCH_CONN_CONNECTING;
   set_mask (c, EPOLLOUT);
@@ -385,9 +395,11 @@ conn_connected (BenchConn *c)
   gint err = 0;
   socklen_t len = sizeof err;
 
+  const BenchWsTarget *target = conn_target (c);
+
   getsockopt (c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
   if (err)
-    bench_die ("connect to %s (connection %d): %s", bench_options.url,
+    bench_die ("connect to %s (connection %d): %s", target->url,
                (gint) (c - bench_run.conns), g_strerror (err));
   c->state = BENCH_CONN_UPGRADING;
   make_key (c);
@@ -411,9 +423,9 @@ check_upgrade_status (const BenchConn *c,
 
   *eol = 0;
   if (strncmp (head, "HTTP/1.1 101", 12) != 0 && strncmp (head, "HTTP/1.0 101", 12) != 0)
-    bench_die ("the server refused the WebSocket upgrade of connection %d (%d open so far): "
-               "%s%s%.*s", (gint) (c - bench_run.conns), n_ready, head, bl ? " — " : "",
-               (gint) MIN (bl, 300), body);
+    bench_die ("%s refused the WebSocket upgrade of connection %d (%d open so far): "
+               "%s%s%.*s", conn_target (c)->url, (gint) (c - bench_run.conns), n_ready, head,
+               bl ? " — " : "", (gint) MIN (bl, 300), body);
   *eol = '\r';
 }
 
@@ -868,14 +880,19 @@ init_conn (gint       k,
 }
 
 void
-bench_client_init (const BenchWsTarget *ws_target,
+bench_client_init (const BenchWsTarget *pub,
+                   const BenchWsTarget *subs,
+                   gint                 n_sub_targets,
                    gint                 n_subs,
                    gint                 n_pubs,
                    gboolean             with_slow)
 {
   gint total = n_subs + n_pubs + (with_slow ? 1 : 0), k = 0;
 
-  target = ws_target;
+  g_assert (n_sub_targets >= 1);
+  pub_target = pub;
+  sub_targets = subs;
+  bench_run.n_nodes = n_sub_targets;
   real_minus_mono = measure_real_minus_mono (50);
   raise_nofile (total);
   bench_run.conns = g_new0 (BenchConn, (gsize) total);
@@ -891,6 +908,7 @@ bench_client_init (const BenchWsTarget *ws_target,
     {
       bench_run.subs[i] = init_conn (k, BENCH_ROLE_SUB, i);
       bench_run.subs[i]->topic = i % bench_options.topics;
+      bench_run.subs[i]->node = i % n_sub_targets;
     }
   if (with_slow)
     bench_run.slow = init_conn (k++, BENCH_ROLE_SLOW, 0);

@@ -38,6 +38,7 @@ typedef struct {
   int           fd;
   gint          idx;           /* among the connections of its role */
   gint          topic;         /* subscribers: the topic it is on */
+  gint          node;          /* subscribers: the --sub-url it is on (0 without) */
   guint8        role;          /* BenchRole */
   guint8        state;         /* BenchConnState */
   guint         ready : 1;     /* subscribed (publishers: open) */
@@ -48,6 +49,7 @@ typedef struct {
   guint         got_close : 1;
   guint         slow_err : 1;  /* the server said SLOW_CONSUMER / Slow Consumer */
   guint         in_frag : 1;   /* pubsub: msg holds a fragmented message so far */
+  guint         probed : 1;    /* subscribers: a probe (sequence number 0) arrived */
   gint          close_code;    /* from the server's close frame; 1006 = none seen */
   gint          lost_errno;    /* 0 = EOF, else the errno that ended it */
   guint32       ep_mask;
@@ -80,6 +82,9 @@ typedef struct {
   BenchConn **pubs;           /* owned array */
   gint        n_pubs;
   BenchConn  *slow;           /* slow mode only */
+  gint        n_nodes;        /* the subscribers' URLs (1 without --sub-url) */
+  gdouble     sync_s;         /* --sub-url: until a probe had reached every subscriber */
+  guint64     probe_rounds;
 
   gboolean    running;        /* publishing: publishers send */
   gboolean    shutting_down;  /* lost connections are expected now */
@@ -97,10 +102,14 @@ typedef struct {
 
 extern BenchRun bench_run;
 
-/* Makes n_subs subscribers (subscriber i on topic i mod --topics), the slow
- * subscriber if with_slow, and n_pubs publishers; raises RLIMIT_NOFILE for
- * them and creates the epoll instance. */
-void bench_client_init        (const BenchWsTarget *target,
+/* Makes n_subs subscribers (subscriber i on topic i mod --topics, connected
+ * to sub_targets[i mod n_sub_targets]), the slow subscriber if with_slow (on
+ * sub_targets[0]), and n_pubs publishers (on pub_target); raises
+ * RLIMIT_NOFILE for them and creates the epoll instance. The targets must
+ * outlive the run. */
+void bench_client_init        (const BenchWsTarget *pub_target,
+                               const BenchWsTarget *sub_targets,
+                               gint                 n_sub_targets,
                                gint                 n_subs,
                                gint                 n_pubs,
                                gboolean             with_slow);

@@ -33,7 +33,8 @@ api_key_header (void)
 
 /* Splits HOST:PORT, [HOST]:PORT or HOST (port 80) of the WebSocket URL. */
 static void
-split_ws_hostport (const char  *hostport,
+split_ws_hostport (const char  *url,
+                   const char  *hostport,
                    gchar      **host,
                    gchar      **port)
 {
@@ -44,7 +45,7 @@ split_ws_hostport (const char  *hostport,
       const char *bracket = strchr (hostport, ']');
 
       if (!bracket)
-        bench_die ("bad --url %s", bench_options.url);
+        bench_die ("bad URL %s", url);
       *host = g_strndup (hostport + 1, (gsize) (bracket - hostport - 1));
       *port = g_strdup (bracket[1] == ':' ? bracket + 2 : "80");
     }
@@ -76,9 +77,10 @@ resolve_ws_address (BenchWsTarget *target,
 }
 
 void
-bench_ws_target_parse (BenchWsTarget *target)
+bench_ws_target_parse (BenchWsTarget *target,
+                       const char    *url)
 {
-  const char *rest = bench_options.url, *slash, *path;
+  const char *rest = url, *slash, *path;
   g_autofree gchar *host = NULL, *port = NULL, *key_header = NULL;
 
   if (g_str_has_prefix (rest, "ws://"))
@@ -86,11 +88,12 @@ bench_ws_target_parse (BenchWsTarget *target)
   else if (g_str_has_prefix (rest, "wss://"))
     bench_die ("wss:// is not supported (the benchmark talks plain WebSocket over loopback)");
   else
-    bench_die ("--url must start with ws://");
+    bench_die ("%s: a WebSocket URL must start with ws://", url);
+  target->url = g_strdup (url);
   slash = strchr (rest, '/');
   target->hostport = slash ? g_strndup (rest, (gsize) (slash - rest)) : g_strdup (rest);
   path = slash ? slash : bench_options.nats ? "/" : "/ws";
-  split_ws_hostport (target->hostport, &host, &port);
+  split_ws_hostport (url, target->hostport, &host, &port);
   resolve_ws_address (target, host, port);
   key_header = api_key_header ();
   target->request_head = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
@@ -102,26 +105,30 @@ bench_ws_target_parse (BenchWsTarget *target)
 void
 bench_ws_target_clear (BenchWsTarget *target)
 {
+  g_clear_pointer (&target->url, g_free);
   g_clear_pointer (&target->hostport, g_free);
   g_clear_pointer (&target->request_head, g_free);
 }
 
 /* --http split into what a request needs. */
 typedef struct {
+  const char *http;       /* not owned: the whole base, for messages */
   gchar      *hostport;   /* owned: for the Host header */
   gchar      *host;       /* owned: without brackets, to resolve */
   const char *port;       /* into hostport */
-  const char *base;       /* into bench_options.http: the path prefix */
+  const char *base;       /* into http: the path prefix */
 } HttpBase;
 
 static void
-http_base_parse (HttpBase *base)
+http_base_parse (HttpBase   *base,
+                 const char *http)
 {
-  const char *rest = bench_options.http, *slash;
+  const char *rest = http, *slash;
   char *colon;
 
+  base->http = http;
   if (!g_str_has_prefix (rest, "http://"))
-    bench_die ("--http must start with http://");
+    bench_die ("%s: a REST base must start with http://", http);
   rest += 7;
   slash = strchr (rest, '/');
   base->hostport = slash ? g_strndup (rest, (gsize) (slash - rest)) : g_strdup (rest);
@@ -161,15 +168,16 @@ http_connect (const HttpBase *base)
   setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect (fd, res->ai_addr, res->ai_addrlen) < 0)
-    bench_die ("POST %s/topics: connect: %s", bench_options.http, g_strerror (errno));
+    bench_die ("POST %s/topics: connect: %s", base->http, g_strerror (errno));
   freeaddrinfo (res);
   return fd;
 }
 
 static void
-http_send_all (int         fd,
-               const char *data,
-               gsize       len)
+http_send_all (const HttpBase *base,
+               int             fd,
+               const char     *data,
+               gsize           len)
 {
   gsize off = 0;
 
@@ -178,7 +186,7 @@ http_send_all (int         fd,
       ssize_t w = send (fd, data + off, len - off, MSG_NOSIGNAL);
 
       if (w < 0)
-        bench_die ("POST %s/topics: %s", bench_options.http, g_strerror (errno));
+        bench_die ("POST %s/topics: %s", base->http, g_strerror (errno));
       off += (gsize) w;
     }
 }
@@ -200,9 +208,10 @@ http_response_complete (const char *resp,
 
 /* Reads the response into resp (NUL-terminated, at most size - 1 bytes). */
 static void
-http_receive (int    fd,
-              char  *resp,
-              gsize  size)
+http_receive (const HttpBase *base,
+              int             fd,
+              char           *resp,
+              gsize           size)
 {
   gsize got = 0;
 
@@ -211,7 +220,7 @@ http_receive (int    fd,
       ssize_t r = recv (fd, resp + got, size - 1 - got, 0);
 
       if (r < 0)
-        bench_die ("POST %s/topics: %s", bench_options.http, g_strerror (errno));
+        bench_die ("POST %s/topics: %s", base->http, g_strerror (errno));
       if (r == 0)
         break;
       got += (gsize) r;
@@ -223,30 +232,31 @@ http_receive (int    fd,
 }
 
 void
-bench_http_create_topic (const char *name)
+bench_http_create_topic (const char *http,
+                         const char *name)
 {
   HttpBase base = { 0 };
   g_autofree gchar *body = NULL, *req = NULL, *key_header = NULL;
   char resp[4096];
   int fd, status = 0;
 
-  http_base_parse (&base);
+  http_base_parse (&base, http);
   fd = http_connect (&base);
   body = g_strdup_printf ("{\"name\":\"%s\"}", name);
   key_header = api_key_header ();
   req = g_strdup_printf ("POST %s/topics HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                          "Content-Length: %zu\r\nConnection: close\r\n%s\r\n%s",
                          base.base, base.hostport, strlen (body), key_header, body);
-  http_send_all (fd, req, strlen (req));
-  http_receive (fd, resp, sizeof resp);
+  http_send_all (&base, fd, req, strlen (req));
+  http_receive (&base, fd, resp, sizeof resp);
   close (fd);
   if (sscanf (resp, "HTTP/1.%*d %d", &status) != 1 || (status != 201 && status != 409))
     {
       const char *head_end = strstr (resp, "\r\n\r\n");
 
-      bench_die ("POST %s/topics {\"name\":\"%s\"} answered %d%s%s", bench_options.http, name,
+      bench_die ("POST %s/topics {\"name\":\"%s\"} answered %d%s%s", http, name,
                  status, head_end ? ": " : "", head_end ? head_end + 4 : "");
     }
-  bench_note ("topic %s: HTTP %d", name, status);
+  bench_note ("topic %s on %s: HTTP %d", name, http, status);
   http_base_clear (&base);
 }

@@ -194,6 +194,85 @@ drain (void)
     }
 }
 
+/* ------------------------------------------------------------------ across nodes */
+
+static gint
+count_probed (void)
+{
+  gint n = 0;
+
+  for (gint i = 0; i < bench_run.n_conns; i++)
+    n += bench_run.conns[i].role != BENCH_ROLE_PUB && bench_run.conns[i].probed;
+  return n;
+}
+
+/* The subscribers other than publishers: fast ones and the slow one. */
+static gint
+count_subscribers (void)
+{
+  return bench_run.n_subs + (bench_run.slow ? 1 : 0);
+}
+
+/* Every 20 ms, one probe per topic from the first publisher, until every
+ * subscriber has one; dies after --sync-timeout. */
+static void
+probe_until_reached (guint64 deadline)
+{
+  BenchConn *p = bench_run.pubs[0];
+  guint64 next_round = 0, now;
+  gint want = count_subscribers ();
+
+  while (count_probed () < want)
+    {
+      if (bench_interrupted)
+        bench_die ("interrupted while probing the nodes");
+      now = bench_now_ns ();
+      if (now > deadline)
+        bench_die ("after %.0f s, a probe published on %s had reached only %d of %d "
+                   "subscribers: do the nodes pass messages to each other?",
+                   bench_options.sync_timeout, bench_options.url, count_probed (), want);
+      if (now >= next_round)
+        {
+          for (gint t = 0; t < bench_options.topics; t++)
+            bench_publish_probe (p, t, bench_run.probe_rounds);
+          if (bench_options.nats)
+            bench_nats_ping (p);
+          bench_run.probe_rounds++;
+          bench_flush_dirty ();
+          next_round = now + 20000000u;
+        }
+      bench_loop_once (5);
+    }
+}
+
+/* With --sub-url the subscribers are on other nodes than the publishers, and
+ * a node that acknowledged a subscribe has not necessarily told the
+ * publishers' node yet (nats-server spreads interest over its routes
+ * asynchronously), so messages published at once could be lost before the
+ * cluster has settled rather than by the cluster: probe first, then forget
+ * the probes' own counts. */
+static void
+sync_nodes (void)
+{
+  guint64 t0 = bench_now_ns ();
+  guint64 deadline = t0 + (guint64) (bench_options.sync_timeout * 1e9);
+  BenchConn *p = bench_run.pubs[0];
+
+  probe_until_reached (deadline);
+  while (p->unconfirmed && p->state == BENCH_CONN_OPEN)
+    {
+      if (bench_now_ns () > deadline)
+        bench_die ("the probes were not all confirmed within %.0f s", bench_options.sync_timeout);
+      bench_loop_once (5);
+    }
+  if (p->errors)
+    bench_die ("%" G_GUINT64_FORMAT " probe publishes were refused", p->errors);
+  p->sent = p->acked = p->unconfirmed = p->since_ping = 0;
+  bench_run.sync_s = (gdouble) (bench_now_ns () - t0) / 1e9;
+  bench_note ("a probe reached every subscriber after %.3f s (%" G_GUINT64_FORMAT " rounds)",
+              bench_run.sync_s, bench_run.probe_rounds);
+}
+
 /* ------------------------------------------------------------------ the modes */
 
 /* Publishes and drains; fills r with the counts and the CPU use meanwhile. */
@@ -244,6 +323,8 @@ bench_mode_publish (void)
   gint status;
 
   bench_client_connect_all ();
+  if (bench_options.sub_urls && bench_options.sync_timeout > 0 && bench_run.n_pubs > 0)
+    sync_nodes ();
   if (bench_options.mode == BENCH_MODE_SLOW)
     bench_conn_pause (bench_run.slow);
   measure_publishing (&r);

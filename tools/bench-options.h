@@ -24,6 +24,7 @@ typedef struct {
   gchar     *mode_name;
   gchar     *protocol;
   gchar     *url;
+  gchar    **sub_urls;      /* --sub-url, NULL-terminated; NULL: the subscribers use url */
   gchar     *http;
   gchar     *api_key;
   gchar     *prefix;
@@ -43,6 +44,7 @@ typedef struct {
   gdouble    drain;
   gdouble    hold;
   gdouble    setup_timeout;
+  gdouble    sync_timeout;
   gboolean   json;
   gboolean   verbose;
   gboolean   help;

@@ -205,12 +205,14 @@ put_uuid (char    *o,
   return put_hex (o, seq & G_GUINT64_CONSTANT (0xffffffffffff), 12);
 }
 
-/* PUB subj n\r\n{"id":"UUID","payload":"..."}\r\n */
+/* PUB subj n\r\n{"id":"UUID","payload":"..."}\r\n; id_seq goes into the id,
+ * seq into the marker (they differ for probes only). */
 static char *
 put_nats_publish (char            *o,
                   const BenchConn *c,
                   gint             t,
                   guint64          seq,
+                  guint64          id_seq,
                   guint64          ts)
 {
   gsize body = BENCH_LITERAL_LEN ("{\"id\":\"") + 36 + BENCH_LITERAL_LEN ("\",\"payload\":") +
@@ -218,7 +220,7 @@ put_nats_publish (char            *o,
 
   o += sprintf (o, "PUB %s %zu\r\n", topic_names[t], body);
   o = put_mem (o, "{\"id\":\"", BENCH_LITERAL_LEN ("{\"id\":\""));
-  o = put_uuid (o, c->idx, t, seq);
+  o = put_uuid (o, c->idx, t, id_seq);
   o = put_mem (o, "\",\"payload\":\"", BENCH_LITERAL_LEN ("\",\"payload\":\""));
   o = put_body (o, c->idx, t, seq, ts);
   return put_mem (o, "\"}\r\n", 4);
@@ -230,13 +232,14 @@ put_pubsub_publish (char            *o,
                     const BenchConn *c,
                     gint             t,
                     guint64          seq,
+                    guint64          id_seq,
                     guint64          ts)
 {
   o = put_mem (o, "{\"type\":\"publish\",\"topic\":\"",
                BENCH_LITERAL_LEN ("{\"type\":\"publish\",\"topic\":\""));
   o = put_mem (o, topic_names[t], topic_lens[t]);
   o = put_mem (o, "\",\"message\":{\"id\":\"", BENCH_LITERAL_LEN ("\",\"message\":{\"id\":\""));
-  o = put_uuid (o, c->idx, t, seq);
+  o = put_uuid (o, c->idx, t, id_seq);
   o = put_mem (o, "\",\"payload\":\"", BENCH_LITERAL_LEN ("\",\"payload\":\""));
   o = put_body (o, c->idx, t, seq, ts);
   o = put_mem (o, "\"},\"request_id\":\"p", BENCH_LITERAL_LEN ("\"},\"request_id\":\"p"));
@@ -252,26 +255,50 @@ bench_nats_ping (BenchConn *c)
   c->since_ping = 0;
 }
 
-void
-bench_publish_one (BenchConn *c,
-                   guint64    ts)
+/* One publish of marker sequence number seq and id id_seq to topic t. */
+static inline void
+publish_frame (BenchConn *c,
+               gint       t,
+               guint64    seq,
+               guint64    id_seq,
+               guint64    ts)
 {
-  gint t = (gint) ((c->rr++ + (guint64) c->idx) % (guint64) bench_options.topics);
-  guint64 seq = ++c->seq[t];
   char *s, *o;
 
   scratch.len = 0;
   bench_buf_reserve (&scratch, (gsize) bench_options.payload_len + topic_lens[t] + 256);
   s = scratch.data;
   if (bench_options.nats)
-    o = put_nats_publish (s, c, t, seq, ts);
+    o = put_nats_publish (s, c, t, seq, id_seq, ts);
   else
-    o = put_pubsub_publish (s, c, t, seq, ts);
+    o = put_pubsub_publish (s, c, t, seq, id_seq, ts);
   bench_ws_send (c, bench_options.nats ? BENCH_WS_BINARY : BENCH_WS_TEXT, s, (gsize) (o - s));
   c->sent++;
   c->unconfirmed++;
+}
+
+void
+bench_publish_one (BenchConn *c,
+                   guint64    ts)
+{
+  gint t = (gint) ((c->rr++ + (guint64) c->idx) % (guint64) bench_options.topics);
+  guint64 seq = ++c->seq[t];
+
+  publish_frame (c, t, seq, seq, ts);
   if (bench_options.nats && ++c->since_ping >= (guint64) bench_options.ping_every)
     bench_nats_ping (c);
+}
+
+/* Probe ids: bit 59 of the id's sequence number, far above any real one. */
+#define PROBE_ID_BASE (G_GUINT64_CONSTANT (1) << 59)
+
+void
+bench_publish_probe (BenchConn *c,
+                     gint       topic,
+                     guint64    round)
+{
+  publish_frame (c, topic, 0, PROBE_ID_BASE | round, bench_now_ns ());
+  c->since_ping++;
 }
 
 void
@@ -381,6 +408,11 @@ sub_event (BenchConn    *c,
   if (G_UNLIKELY (bad || pub >= (guint64) bench_run.n_pubs))
     {
       c->foreign++;
+      return;
+    }
+  if (G_UNLIKELY (seq == 0))   /* a probe: the cluster reaches this subscriber */
+    {
+      c->probed = TRUE;
       return;
     }
   if (G_UNLIKELY (topic != (guint64) c->topic))

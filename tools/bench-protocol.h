@@ -40,6 +40,12 @@ void bench_nats_feed      (BenchConn    *c,
 /* One publish from c, stamped ts, to the next topic in its round. */
 void bench_publish_one    (BenchConn    *c,
                            guint64       ts);
+/* A probe from c to topic: a publish whose marker has sequence number 0,
+ * which subscribers note (probed) but do not count; round makes its id
+ * unique. It counts in c's sent and unconfirmed like any publish. */
+void bench_publish_probe  (BenchConn    *c,
+                           gint          topic,
+                           guint64       round);
 /* Window mode, while publishing: publish until --window are unconfirmed. */
 void bench_pub_fill       (BenchConn    *c,
                            guint64       now);

@@ -28,7 +28,22 @@ collect_publishers (BenchResult *r)
     }
 }
 
-/* lost = messages of a topic the subscriber never got, holes included */
+/* Messages of its topic that s never got, holes included. */
+static guint64
+subscriber_lost (const BenchConn *s)
+{
+  guint64 lost = s->missing;
+
+  for (gint p = 0; p < bench_run.n_pubs; p++)
+    {
+      guint64 e = bench_run.pubs[p]->seq[s->topic];
+
+      if (e > s->last[p])
+        lost += e - s->last[p];
+    }
+  return lost;
+}
+
 static void
 collect_subscriber (BenchResult     *r,
                     const BenchConn *s)
@@ -39,17 +54,37 @@ collect_subscriber (BenchResult     *r,
   r->reorder += s->reorder;
   r->foreign += s->foreign;
   r->wrong_topic += s->wrong_topic;
-  r->lost += s->missing;
+  r->lost += subscriber_lost (s);
   for (gint p = 0; p < bench_run.n_pubs; p++)
-    {
-      guint64 e = bench_run.pubs[p]->seq[s->topic];
-
-      r->expected += e;
-      if (e > s->last[p])
-        r->lost += e - s->last[p];
-    }
+    r->expected += bench_run.pubs[p]->seq[s->topic];
   if (s->state == BENCH_CONN_CLOSED)
     r->disconnected++;
+}
+
+/* With --sub-url: the fast subscribers of each node, so that a cluster
+ * that loses messages across nodes shows where. */
+typedef struct {
+  gint    subscribers, disconnected;
+  guint64 events, lost;
+} NodeTally;
+
+static NodeTally
+node_tally (gint node)
+{
+  NodeTally t = { 0 };
+
+  for (gint i = 0; i < bench_run.n_subs; i++)
+    {
+      const BenchConn *s = bench_run.subs[i];
+
+      if (s->node != node)
+        continue;
+      t.subscribers++;
+      t.events += s->events;
+      t.lost += subscriber_lost (s);
+      t.disconnected += s->state == BENCH_CONN_CLOSED;
+    }
+  return t;
 }
 
 void
@@ -108,6 +143,25 @@ json_common (GString *j)
   g_string_append_printf (j, ",\"subscribers\":%d,\"publishers\":%d,\"topics\":%d,\"size\":%d",
                           bench_run.n_subs, bench_run.n_pubs, bench_options.topics,
                           bench_options.payload_len);
+}
+
+static void
+json_nodes (GString *j)
+{
+  if (!bench_options.sub_urls)
+    return;
+  g_string_append (j, ",\"sub_nodes\":[");
+  for (gint n = 0; n < bench_run.n_nodes; n++)
+    {
+      NodeTally t = node_tally (n);
+
+      g_string_append_printf (j,
+                              "%s{\"url\":\"%s\",\"subscribers\":%d,\"events\":%" G_GUINT64_FORMAT
+                              ",\"lost\":%" G_GUINT64_FORMAT ",\"disconnected\":%d}",
+                              n ? "," : "", bench_options.sub_urls[n], t.subscribers, t.events,
+                              t.lost, t.disconnected);
+    }
+  g_string_append_printf (j, "],\"sync_s\":%.3f", bench_run.sync_s);
 }
 
 static void
@@ -192,6 +246,7 @@ json_publish (const BenchResult *r)
   g_autoptr (GString) j = g_string_new (NULL);
 
   json_common (j);
+  json_nodes (j);
   json_counts (j, r);
   json_latency (j);
   json_cpu (j, r);
@@ -222,6 +277,21 @@ text_counts (const BenchResult *r)
           G_GUINT64_FORMAT ", out-of-order %" G_GUINT64_FORMAT ", disconnected %d, unparsed %"
           G_GUINT64_FORMAT " -> %s\n", r->lost, r->gaps, r->dups, r->reorder, r->disconnected,
           r->foreign + r->wrong_topic, r->ok ? "OK" : "FAILED");
+}
+
+static void
+text_nodes (void)
+{
+  if (!bench_options.sub_urls)
+    return;
+  for (gint n = 0; n < bench_run.n_nodes; n++)
+    {
+      NodeTally t = node_tally (n);
+
+      printf ("  subscribers on %s: %d, %" G_GUINT64_FORMAT " events, lost %" G_GUINT64_FORMAT
+              ", disconnected %d\n", bench_options.sub_urls[n], t.subscribers, t.events, t.lost,
+              t.disconnected);
+    }
 }
 
 static void
@@ -279,6 +349,7 @@ bench_report_publish (const BenchResult *r)
   else
     {
       text_counts (r);
+      text_nodes ();
       text_latency ();
       text_cpu (r);
       if (bench_options.mode == BENCH_MODE_SLOW)

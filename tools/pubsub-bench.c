@@ -46,6 +46,7 @@ BenchOptions bench_options = {
   .drain = 10.0,
   .hold = 2.0,
   .setup_timeout = 120.0,
+  .sync_timeout = 10.0,
 };
 
 static const GOptionEntry option_entries[] = {
@@ -55,6 +56,11 @@ static const GOptionEntry option_entries[] = {
     "pubsub (default: the pubsubd contract) or nats (NATS over WebSocket)", "PROTO" },
   { "url", 'u', 0, G_OPTION_ARG_STRING, &bench_options.url,
     "WebSocket endpoint (default ws://127.0.0.1:8080/ws; for nats ws://HOST:PORT)", "URL" },
+  { "sub-url", 0, 0, G_OPTION_ARG_STRING_ARRAY, &bench_options.sub_urls,
+    "put the subscribers on this WebSocket endpoint instead of --url; repeated, they are "
+    "spread round-robin (subscriber i on the (i mod N)-th), while the publishers stay on "
+    "--url: several nodes of one cluster. List another node before --url's so that even "
+    "one subscriber crosses nodes. Topics are created on every node (201 or 409)", "URL" },
   { "http", 0, 0, G_OPTION_ARG_STRING, &bench_options.http,
     "REST base for POST /topics (default http://HOST:PORT of --url)", "URL" },
   { "api-key", 'k', 0, G_OPTION_ARG_STRING, &bench_options.api_key,
@@ -93,6 +99,11 @@ static const GOptionEntry option_entries[] = {
     "connections being set up at the same time (default 128)", "N" },
   { "setup-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &bench_options.setup_timeout,
     "give up when connecting and subscribing takes longer (default 120)", "SEC" },
+  { "sync-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &bench_options.sync_timeout,
+    "with --sub-url, before measuring: publish probes (sequence number 0, not counted) "
+    "until one has reached every subscriber, for at most SEC seconds, so that a cluster "
+    "still spreading its subscriptions loses nothing measured (default 10; 0 = no probes)",
+    "SEC" },
   { "slow-rcvbuf", 0, 0, G_OPTION_ARG_INT, &bench_options.rcvbuf,
     "slow: SO_RCVBUF of the subscriber that stops reading (default 4096)", "BYTES" },
   { "nats-ping-every", 0, 0, G_OPTION_ARG_INT, &bench_options.nats_ping_every,
@@ -117,14 +128,15 @@ print_help_head (void)
     "    pubsub-bench - load generator for pubsubd and comparable pub/sub servers\n"
     "\n"
     "SYNOPSIS\n"
-    "    pubsub-bench [--mode fanout] [--protocol pubsub|nats] [--url URL] [-s SUBS] [-p PUBS]\n"
+    "    pubsub-bench [--mode fanout] [--protocol pubsub|nats] [--url URL] [--sub-url URL ...]\n"
+    "                 [-s SUBS] [-p PUBS]\n"
     "                 [-t TOPICS] [-b BYTES] [-d SEC] [--window N | --rate N] [--pid PID] [--json]\n"
     "    pubsub-bench --mode idle -s CONNS --pid PID [--hold SEC] [--json]\n"
     "    pubsub-bench --mode slow [-s FAST_SUBS] [--slow-rcvbuf BYTES] [-d SEC] [--json]\n"
     "\n"
     "DESCRIPTION\n"
-    "    Opens many WebSocket connections to one server, subscribes, publishes and\n"
-    "    measures what arrives. One single-threaded, non-blocking epoll loop drives every\n"
+    "    Opens many WebSocket connections to one server (or to the nodes of a cluster,\n"
+    "    --sub-url), subscribes, publishes and measures what arrives. One single-threaded, non-blocking epoll loop drives every\n"
     "    connection with its own minimal RFC 6455 client (masked frames, ping -> pong,\n"
     "    close echo, no permessage-deflate) and classifies server frames by substring\n"
     "    scanning, so that on a core of its own it stays well ahead of the server under\n"
@@ -226,6 +238,8 @@ print_help_tail (void)
     "OUTPUT\n"
     "    Human-readable lines on stdout, or with --json one JSON object with: mode,\n"
     "    protocol, url, subscribers, publishers, topics, size, duration_s, window, rate,\n"
+    "    sub_nodes (with --sub-url: one {url, subscribers, events, lost, disconnected} per\n"
+    "    --sub-url) and sync_s (seconds until a probe had reached every subscriber),\n"
     "    published, acked, publish_errors, publishes_per_s, events, expected_events,\n"
     "    events_per_s, lost, gaps, duplicates, out_of_order, disconnected, foreign,\n"
     "    latency_us {count, p50, p90, p99, p999, max, mean}, tool_cpu_pct (this process,\n"
@@ -250,6 +264,9 @@ print_help_tail (void)
     "    pubsub-bench --mode idle -s 10000 --pid $(pidof pubsubd)\n"
     "    pubsub-bench --mode slow -s 10 -d 3 --url ws://127.0.0.1:8080/ws\n"
     "    pubsub-bench --protocol nats --url ws://127.0.0.1:4223 -s 100 -d 5\n"
+    "    pubsub-bench --url ws://127.0.0.1:8081/ws --sub-url ws://127.0.0.1:8082/ws \\\n"
+    "                 --sub-url ws://127.0.0.1:8081/ws -s 100   (a cluster: publisher on node A,\n"
+    "                 50 subscribers on each node; with -s 1 the one subscriber is on node B)\n"
     "    taskset -c 1 pubsub-bench ...   (with the server on core 0: taskset -a -pc 0 PID)\n"
     "\n"
     "EXIT STATUS\n"
@@ -322,8 +339,10 @@ check_ranges (void)
     bench_die ("--publishers must be 1..65535");
   if (o->window < 1)
     bench_die ("--window must be at least 1");
-  if (o->rate < 0 || o->duration <= 0 || o->drain < 0 || o->warmup < 0 || o->hold < 0)
-    bench_die ("--rate, --duration, --drain-timeout, --warmup and --hold must not be negative");
+  if (o->rate < 0 || o->duration <= 0 || o->drain < 0 || o->warmup < 0 || o->hold < 0 ||
+      o->sync_timeout < 0)
+    bench_die ("--rate, --duration, --drain-timeout, --warmup, --hold and --sync-timeout must "
+               "not be negative");
   if (o->size > 64 * 1024 * 1024)
     bench_die ("--size is at most 64 MiB");
 }
@@ -356,11 +375,35 @@ resolve_options (void)
 
 /* ------------------------------------------------------------------ main */
 
+/* POST /topics on --http and on every other node a --sub-url names: a
+ * cluster answers 409 where another node created it first, separate servers
+ * each need their own. */
+static void
+create_topics (const BenchWsTarget *sub_targets,
+               gint                 n_sub_targets)
+{
+  g_autoptr (GPtrArray) bases = g_ptr_array_new_with_free_func (g_free);
+
+  g_ptr_array_add (bases, g_strdup (bench_options.http));
+  for (gint i = 0; i < n_sub_targets; i++)
+    {
+      g_autofree gchar *base = g_strdup_printf ("http://%s", sub_targets[i].hostport);
+
+      if (!g_ptr_array_find_with_equal_func (bases, base, g_str_equal, NULL))
+        g_ptr_array_add (bases, g_steal_pointer (&base));
+    }
+  for (guint b = 0; b < bases->len; b++)
+    for (gint t = 0; t < bench_options.topics; t++)
+      bench_http_create_topic (g_ptr_array_index (bases, b), bench_topic_name (t));
+}
+
 int
 main (int    argc,
       char **argv)
 {
   BenchWsTarget target = { 0 };
+  g_autofree BenchWsTarget *sub_targets = NULL;
+  gint n_sub_targets;
   BenchMode mode;
   gint status;
 
@@ -379,18 +422,24 @@ main (int    argc,
   bench_install_signal_handlers ();
   /* wake-ups on time: --rate's schedule and the latency depend on them */
   prctl (PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-  bench_ws_target_parse (&target);
+  bench_ws_target_parse (&target, bench_options.url);
+  n_sub_targets = bench_options.sub_urls ? (gint) g_strv_length (bench_options.sub_urls) : 0;
+  sub_targets = g_new0 (BenchWsTarget, (gsize) MAX (n_sub_targets, 1));
+  for (gint i = 0; i < n_sub_targets; i++)
+    bench_ws_target_parse (&sub_targets[i], bench_options.sub_urls[i]);
   if (!bench_options.http)
     bench_options.http = g_strdup_printf ("http://%s", target.hostport);
   bench_protocol_init (bench_options.prefix, bench_options.topics);
   if (!bench_options.nats && !bench_options.no_create)
-    for (gint t = 0; t < bench_options.topics; t++)
-      bench_http_create_topic (bench_topic_name (t));
+    create_topics (sub_targets, n_sub_targets);
 
-  bench_client_init (&target, bench_options.subscribers,
+  bench_client_init (&target, n_sub_targets ? sub_targets : &target, MAX (n_sub_targets, 1),
+                     bench_options.subscribers,
                      mode == BENCH_MODE_IDLE ? 0 : bench_options.publishers,
                      mode == BENCH_MODE_SLOW);
   status = mode == BENCH_MODE_IDLE ? bench_mode_idle () : bench_mode_publish ();
+  for (gint i = 0; i < n_sub_targets; i++)
+    bench_ws_target_clear (&sub_targets[i]);
   bench_ws_target_clear (&target);
   return status;
 }

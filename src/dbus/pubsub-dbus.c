@@ -103,6 +103,7 @@ struct _PubsubDBusService {
   guint64                   signals_dropped;
   gboolean                  dropped_dirty;   /* SignalsDropped waits for the flush */
   guint                     flush_id;
+  guint                     nodes_id;      /* cluster mode: polls the live nodes */
   gint64                    last_flush;      /* monotonic µs, 0 before the first */
 
   gulong                    topic_created_id;
@@ -152,19 +153,46 @@ return_error (GDBusMethodInvocation *invocation,
 
 /* ---- dev.pubsub.Broker1 methods ------------------------------------------ */
 
+/* The engine's answer to CreateTopic or DeleteTopic (no return value). */
+static void
+on_done (PubsubEngine            *engine,
+         const PubsubEngineReply *reply,
+         GObject                 *owner)
+{
+  GDBusMethodInvocation *invocation = G_DBUS_METHOD_INVOCATION (owner);
+
+  if (reply->error != NULL)
+    return_error (invocation, reply->error);
+  else
+    g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+/* The engine's answer to Publish: the message's id. */
+static void
+on_published (PubsubEngine            *engine,
+              const PubsubEngineReply *reply,
+              GObject                 *owner)
+{
+  GDBusMethodInvocation *invocation = G_DBUS_METHOD_INVOCATION (owner);
+
+  if (reply->error != NULL)
+    return_error (invocation, reply->error);
+  else
+    g_dbus_method_invocation_return_value (invocation,
+                                           g_variant_new ("(s)", g_object_get_data (owner, "pubsub-id")));
+}
+
 static gboolean
 handle_create_topic (PubsubDBusBroker1     *skeleton,
                      GDBusMethodInvocation *invocation,
                      const char            *name,
                      PubsubDBusService     *self)
 {
-  g_autoptr(GError) error = NULL;
+  g_auto(PubsubEngineReply) reply = { 0, };
 
   g_debug ("D-Bus: CreateTopic from %s", g_dbus_method_invocation_get_sender (invocation));
-  if (pubsub_broker_create_topic (self->broker, name, &error) == NULL)
-    return_error (invocation, error);
-  else
-    pubsub_dbus_broker1_complete_create_topic (skeleton, invocation);
+  if (pubsub_broker_create_topic (self->broker, name, &reply, G_OBJECT (invocation), on_done))
+    on_done (NULL, &reply, G_OBJECT (invocation));
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -174,14 +202,27 @@ handle_delete_topic (PubsubDBusBroker1     *skeleton,
                      const char            *name,
                      PubsubDBusService     *self)
 {
-  g_autoptr(GError) error = NULL;
+  g_auto(PubsubEngineReply) reply = { 0, };
 
   g_debug ("D-Bus: DeleteTopic from %s", g_dbus_method_invocation_get_sender (invocation));
-  if (!pubsub_broker_delete_topic (self->broker, name, &error))
-    return_error (invocation, error);
-  else
-    pubsub_dbus_broker1_complete_delete_topic (skeleton, invocation);
+  if (pubsub_broker_delete_topic (self->broker, name, &reply, G_OBJECT (invocation), on_done))
+    on_done (NULL, &reply, G_OBJECT (invocation));
   return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* Reads of the registry need the cluster too (SPEC §9). */
+static gboolean
+check_available (PubsubDBusService     *self,
+                 GDBusMethodInvocation *invocation)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (pubsub_broker_is_available (self->broker))
+    return TRUE;
+  g_set_error_literal (&error, PUBSUB_ERROR, PUBSUB_ERROR_UNAVAILABLE,
+                       "the cluster cannot be reached");
+  return_error (invocation, error);
+  return FALSE;
 }
 
 static gboolean
@@ -189,16 +230,19 @@ handle_list_topics (PubsubDBusBroker1     *skeleton,
                     GDBusMethodInvocation *invocation,
                     PubsubDBusService     *self)
 {
-  g_autoptr(GPtrArray) topics = pubsub_broker_list_topics (self->broker);
+  g_autoptr(GPtrArray) topics = NULL;
   GVariantBuilder builder;
 
+  if (!check_available (self, invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  topics = pubsub_broker_list_topics (self->broker);
   g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(su)"));
   for (guint i = 0; i < topics->len; i++)
     {
       PubsubTopic *topic = g_ptr_array_index (topics, i);
 
       g_variant_builder_add (&builder, "(su)", pubsub_topic_get_name (topic),
-                             pubsub_topic_get_subscribers (topic));
+                             pubsub_broker_get_topic_subscribers (self->broker, topic));
     }
   pubsub_dbus_broker1_complete_list_topics (skeleton, invocation,
                                             g_variant_builder_end (&builder));
@@ -210,9 +254,12 @@ handle_get_stats (PubsubDBusBroker1     *skeleton,
                   GDBusMethodInvocation *invocation,
                   PubsubDBusService     *self)
 {
-  g_autoptr(GPtrArray) topics = pubsub_broker_list_topics (self->broker);
+  g_autoptr(GPtrArray) topics = NULL;
   GVariantBuilder builder;
 
+  if (!check_available (self, invocation))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  topics = pubsub_broker_list_topics (self->broker);
   g_variant_builder_init (&builder, G_VARIANT_TYPE ("a{sa{sv}}"));
   for (guint i = 0; i < topics->len; i++)
     {
@@ -224,7 +271,8 @@ handle_get_stats (PubsubDBusBroker1     *skeleton,
       g_variant_builder_add (&builder, "{sv}", "messages",
                              g_variant_new_uint64 (pubsub_topic_get_messages (topic)));
       g_variant_builder_add (&builder, "{sv}", "subscribers",
-                             g_variant_new_uint32 (pubsub_topic_get_subscribers (topic)));
+                             g_variant_new_uint32 (pubsub_broker_get_topic_subscribers (self->broker,
+                                                                                        topic)));
       g_variant_builder_close (&builder);
       g_variant_builder_close (&builder);
     }
@@ -241,15 +289,19 @@ handle_publish (PubsubDBusBroker1     *skeleton,
                 const char            *payload_json,
                 PubsubDBusService     *self)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(PubsubMessage) message = NULL;
+  g_auto(PubsubEngineReply) reply = { 0, };
+  g_autofree char *fresh_id = NULL;
+  PubsubJsonValue payload;
 
-  message = pubsub_publish_json (self->broker, topic, id, payload_json, NULL, &error);
-  if (message == NULL)
-    return_error (invocation, error);
-  else
-    pubsub_dbus_broker1_complete_publish (skeleton, invocation,
-                                          pubsub_message_get_id (message));
+  if (!pubsub_publish_args_check (topic, &id, &fresh_id, payload_json, &payload, &reply.error))
+    {
+      return_error (invocation, reply.error);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  g_object_set_data_full (G_OBJECT (invocation), "pubsub-id", g_strdup (id), g_free);
+  if (pubsub_broker_publish (self->broker, topic, id, payload.text, payload.len, &reply,
+                             G_OBJECT (invocation), on_published))
+    on_published (NULL, &reply, G_OBJECT (invocation));
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -605,6 +657,33 @@ pubsub_dbus_service_stop (PubsubDBusService *self)
 
 /* ---- GObject ----------------------------------------------------------- */
 
+/* Other nodes come and go without telling this one: the count is polled
+ * (the skeleton signals it only when it changes). */
+static gboolean
+update_nodes (gpointer user_data)
+{
+  PubsubDBusService *self = user_data;
+
+  pubsub_dbus_broker1_set_nodes (self->skeleton,
+                                 pubsub_engine_get_nodes (pubsub_broker_get_engine (self->broker)));
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+setup_cluster_properties (PubsubDBusService *self)
+{
+  PubsubEngine *engine = pubsub_broker_get_engine (self->broker);
+
+  pubsub_dbus_broker1_set_cluster (self->skeleton, pubsub_engine_get_cluster (engine));
+  pubsub_dbus_broker1_set_node_id (self->skeleton, pubsub_engine_get_node_id (engine));
+  update_nodes (self);
+  if (*pubsub_engine_get_cluster (engine) != '\0')
+    {
+      self->nodes_id = g_timeout_add_seconds (1, update_nodes, self);
+      g_source_set_name_by_id (self->nodes_id, "[pubsubd] D-Bus Nodes property");
+    }
+}
+
 static void
 setup_broker_skeleton (PubsubDBusService *self)
 {
@@ -618,6 +697,7 @@ setup_broker_skeleton (PubsubDBusService *self)
                                        pubsub_broker_get_topic_count (self->broker));
   pubsub_dbus_broker1_set_subscriber_count (self->skeleton,
                                             pubsub_broker_get_subscriber_count (self->broker));
+  setup_cluster_properties (self);
 
   g_signal_connect (self->skeleton, "handle-create-topic", G_CALLBACK (handle_create_topic), self);
   g_signal_connect (self->skeleton, "handle-delete-topic", G_CALLBACK (handle_delete_topic), self);
@@ -668,6 +748,7 @@ pubsub_dbus_service_dispose (GObject *object)
       g_clear_signal_handler (&self->subscriber_count_id, self->broker);
     }
   g_clear_handle_id (&self->flush_id, g_source_remove);
+  g_clear_handle_id (&self->nodes_id, g_source_remove);
   /* Entries unlink themselves from the dirty queue. */
   g_clear_pointer (&self->topics, g_hash_table_unref);
   g_clear_object (&self->manager);

@@ -21,6 +21,7 @@ struct _PubsubBroker {
 
   GHashTable *topics;         /* owned: name → owned PubsubTopic */
   PubsubEngine *engine;       /* owned */
+  PubsubEngineInterface *engine_iface;  /* looked up once: publish runs per message */
   PubsubMessageEncoder encode;
   guint       history_size;
   guint       max_topics;
@@ -154,6 +155,7 @@ pubsub_broker_constructed (GObject *object)
   g_assert (self->encode != NULL);
   if (self->engine == NULL)
     self->engine = pubsub_memory_engine_new (NULL);
+  self->engine_iface = PUBSUB_ENGINE_GET_IFACE (self->engine);
   pubsub_engine_start (self->engine, self);
 }
 
@@ -323,8 +325,8 @@ pubsub_broker_publish (PubsubBroker         *self,
                        GObject              *owner,
                        PubsubEngineCallback  callback)
 {
-  return pubsub_engine_publish (self->engine, topic, id, payload, payload_len,
-                                reply, owner, callback);
+  return self->engine_iface->publish (self->engine, topic, id, payload, payload_len,
+                                     reply, owner, callback);
 }
 
 /**

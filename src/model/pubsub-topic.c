@@ -577,6 +577,8 @@ store_and_fan_out (PubsubTopic   *self,
   history_append (self, message, hash);
   self->messages++;
   fan_out (self, message);
+  /* For other observers than subscribers; g_signal_has_handler_pending()
+   * would cost more (~180 instructions) than emitting to nobody (~135). */
   g_signal_emit (self, signals[SIGNAL_EVENT], 0, message);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MESSAGES]);
 }

@@ -39,6 +39,10 @@
  * reset, which can destroy the close frame in flight), up to a hard cap. */
 #define CLOSE_TIMEOUT_SECONDS 5
 #define CLOSE_LINGER_MAX_SECONDS 60
+/* Requests of one client waiting for a cluster's answer: past this many
+ * the client is no longer read until some are answered, which bounds what
+ * a client pipelining publishes can make the node hold. */
+#define MAX_PENDING 256
 
 /* What to do once the outgoing queue is empty. */
 typedef enum {
@@ -79,7 +83,33 @@ struct _PubsubConnection {
   WhenDrained           when_drained;
   ConnectionState       state;
   gboolean              shutting_down;
+
+  /* Cluster mode: requests waiting for the engine's answer, oldest first.
+   * Publishes may overlap (the engine answers them in order); any other
+   * request waits until nothing is pending, so a client's requests take
+   * effect in the order it sent them. */
+  GQueue                pending;         /* of owned Pending */
+  gboolean              pending_publishes;
+  GBytes               *deferred;        /* owned, nullable: the request that waits */
+  PubsubRequestType     deferred_type;
+  gboolean              blocked;         /* not reading until answers come */
 };
+
+/* A request the engine will answer later: its text, parsed again then (only
+ * in cluster mode, where the Redis round trip dwarfs a parse). */
+typedef struct {
+  PubsubRequestType  type;
+  GBytes            *text;
+} Pending;
+
+static void
+pending_free (gpointer data)
+{
+  Pending *pending = data;
+
+  g_bytes_unref (pending->text);
+  g_free (pending);
+}
 
 G_DEFINE_FINAL_TYPE (PubsubConnection, pubsub_connection, G_TYPE_OBJECT)
 
@@ -131,6 +161,8 @@ pubsub_connection_dispose (GObject *object)
   g_clear_object (&self->metrics);
   g_clear_object (&self->io);
   g_clear_pointer (&self->partial, g_byte_array_unref);
+  g_queue_clear_full (&self->pending, pending_free);
+  g_clear_pointer (&self->deferred, g_bytes_unref);
   pubsub_ws_parser_clear (&self->parser);
 
   G_OBJECT_CLASS (pubsub_connection_parent_class)->dispose (object);
@@ -303,11 +335,19 @@ send_ack (PubsubConnection    *self,
 }
 
 static gboolean
-handle_subscribe (PubsubConnection     *self,
-                  const PubsubRequest  *request,
-                  GError              **error)
+subscribe_now (PubsubConnection     *self,
+               const PubsubRequest  *request,
+               GError              **error)
 {
-  PubsubTopic *topic = pubsub_broker_get_topic (self->broker, request->topic, error);
+  PubsubTopic *topic;
+
+  if (!pubsub_broker_is_available (self->broker))
+    {
+      g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_UNAVAILABLE,
+                           "the cluster cannot be reached");
+      return FALSE;
+    }
+  topic = pubsub_broker_get_topic (self->broker, request->topic, error);
   g_autoptr(GBytes) ack = NULL;
   gboolean recovered;
   guint64 replay_after;
@@ -324,6 +364,46 @@ handle_subscribe (PubsubConnection     *self,
   return TRUE;
 }
 
+static void on_engine_reply (PubsubEngine *engine, const PubsubEngineReply *reply, GObject *owner);
+
+static void
+add_pending (PubsubConnection *self,
+             PubsubRequestType type,
+             const char       *text,
+             gsize             len)
+{
+  Pending *pending = g_new (Pending, 1);
+
+  pending->type = type;
+  pending->text = g_bytes_new (text, len);
+  g_queue_push_tail (&self->pending, pending);
+  self->pending_publishes = type == PUBSUB_REQUEST_PUBLISH;
+}
+
+/* A subscription reads the node's replica: in a cluster, once it has every
+ * change stored before the request (the engine's sync). */
+static gboolean
+handle_subscribe (PubsubConnection     *self,
+                  const PubsubRequest  *request,
+                  const char           *text,
+                  gsize                 len,
+                  GError              **error)
+{
+  g_auto(PubsubEngineReply) reply = { 0, };
+
+  if (!pubsub_broker_sync (self->broker, &reply, G_OBJECT (self), on_engine_reply))
+    {
+      add_pending (self, PUBSUB_REQUEST_SUBSCRIBE, text, len);
+      return TRUE;
+    }
+  if (reply.error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&reply.error));
+      return FALSE;
+    }
+  return subscribe_now (self, request, error);
+}
+
 static gboolean
 handle_unsubscribe (PubsubConnection     *self,
                     const PubsubRequest  *request,
@@ -336,22 +416,57 @@ handle_unsubscribe (PubsubConnection     *self,
   return TRUE;
 }
 
-static gboolean
-handle_publish (PubsubConnection     *self,
-                const PubsubRequest  *request,
-                GError              **error)
+static void
+send_publish_reply (PubsubConnection        *self,
+                    const PubsubRequest     *request,
+                    const PubsubEngineReply *reply)
 {
-  g_autoptr(PubsubMessage) message = NULL;
-  g_autoptr(GBytes) ack = NULL;
-  gboolean duplicate;
+  g_autoptr(GBytes) frame = NULL;
 
-  message = pubsub_broker_publish (self->broker, request->topic, request->message_id,
-                                   request->payload, request->payload_len, &duplicate, error);
-  if (message == NULL)
+  if (reply->error != NULL)
+    frame = pubsub_frame_new_error (request, reply->error);
+  else
+    frame = pubsub_frame_new_publish_ack (request, reply->seq, reply->duplicate);
+  pubsub_subscriber_send (self->subscriber, frame);
+}
+
+static void
+handle_publish (PubsubConnection    *self,
+                const PubsubRequest *request,
+                const char          *text,
+                gsize                len)
+{
+  g_auto(PubsubEngineReply) reply = { 0, };
+
+  if (pubsub_broker_publish (self->broker, request->topic, request->message_id,
+                             request->payload, request->payload_len,
+                             &reply, (GObject *) self, on_engine_reply))
+    send_publish_reply (self, request, &reply);
+  else
+    add_pending (self, PUBSUB_REQUEST_PUBLISH, text, len);
+}
+
+/* Whether a request must wait for the pending ones: only publishes may
+ * overlap, and only with publishes. */
+static gboolean
+must_wait (PubsubConnection  *self,
+           PubsubRequestType  type)
+{
+  if (G_LIKELY (self->pending.length == 0))
     return FALSE;
-  ack = pubsub_frame_new_publish_ack (request, pubsub_message_get_seq (message), duplicate);
-  pubsub_subscriber_send (self->subscriber, ack);
-  return TRUE;
+  return type != PUBSUB_REQUEST_PUBLISH || !self->pending_publishes ||
+         self->pending.length >= MAX_PENDING;
+}
+
+static void
+block (PubsubConnection *self,
+       PubsubRequestType type,
+       const char       *text,
+       gsize             len)
+{
+  self->deferred = g_bytes_new (text, len);
+  self->deferred_type = type;
+  self->blocked = TRUE;
 }
 
 static void
@@ -365,16 +480,22 @@ handle_text (PubsubConnection *self,
 
   if (pubsub_request_parse (text, len, &request, &error))
     {
+      if (G_UNLIKELY (must_wait (self, request.type)))
+        {
+          block (self, request.type, text, len);
+          return;
+        }
       switch (request.type)
         {
         case PUBSUB_REQUEST_SUBSCRIBE:
-          ok = handle_subscribe (self, &request, &error);
+          ok = handle_subscribe (self, &request, text, len, &error);
           break;
         case PUBSUB_REQUEST_UNSUBSCRIBE:
           ok = handle_unsubscribe (self, &request, &error);
           break;
         case PUBSUB_REQUEST_PUBLISH:
-          ok = handle_publish (self, &request, &error);
+          handle_publish (self, &request, text, len);
+          ok = TRUE;
           break;
         case PUBSUB_REQUEST_PING:
           {
@@ -390,6 +511,39 @@ handle_text (PubsubConnection *self,
     }
   if (!ok)
     send_error (self, &request, error);
+}
+
+static void resume (PubsubConnection *self);
+
+/* The engine's later answer to the oldest pending request. */
+static void
+on_engine_reply (PubsubEngine            *engine,
+                 const PubsubEngineReply *reply,
+                 GObject                 *owner)
+{
+  PubsubConnection *self = PUBSUB_CONNECTION (owner);
+  g_autoptr(GError) error = NULL;
+  g_auto(PubsubRequest) request = { 0, };
+  Pending *pending = g_queue_pop_head (&self->pending);
+  gsize len;
+  const char *text;
+
+  if (pending == NULL)   /* disposed meanwhile */
+    return;
+  text = g_bytes_get_data (pending->text, &len);
+  /* It parsed before: only a closed connection keeps it from mattering. */
+  if (self->state == STATE_OPEN && pubsub_request_parse (text, len, &request, &error))
+    {
+      if (pending->type == PUBSUB_REQUEST_PUBLISH)
+        send_publish_reply (self, &request, reply);
+      else if (reply->error != NULL)
+        send_error (self, &request, reply->error);
+      else if (!subscribe_now (self, &request, &error))
+        send_error (self, &request, error);
+    }
+  pending_free (pending);
+  if (self->blocked && self->state == STATE_OPEN && !must_wait (self, self->deferred_type))
+    resume (self);
 }
 
 static void
@@ -489,7 +643,7 @@ process_frames (PubsubConnection *self,
 {
   gsize offset = 0;
 
-  while (self->reading && offset < len)
+  while (self->reading && !self->blocked && offset < len)
     {
       gsize consumed;
       PubsubWsEvent event;
@@ -564,6 +718,61 @@ read_some (PubsubConnection  *self,
   return n;
 }
 
+/* Keeps what process_frames() did not use of the @have bytes read (into
+ * @chunk, or behind an incomplete frame in self->partial) for next time. */
+static void
+keep_rest (PubsubConnection *self,
+           const guint8     *chunk,
+           gsize             have,
+           gsize             used)
+{
+  if (self->partial != NULL)
+    {
+      g_byte_array_remove_range (self->partial, 0, (guint) used);
+      if (self->partial->len == 0)
+        g_clear_pointer (&self->partial, g_byte_array_unref);
+    }
+  else if (used < have)
+    {
+      self->partial = g_byte_array_sized_new ((guint) (have - used));
+      g_byte_array_append (self->partial, chunk + used, (guint) (have - used));
+    }
+}
+
+/* The engine answered what a blocked client waited for: its deferred
+ * request, then the frames behind it, then the socket again. */
+static void
+resume (PubsubConnection *self)
+{
+  g_autoptr(PubsubConnection) hold = g_object_ref (self);
+  g_autoptr(GBytes) deferred = g_steal_pointer (&self->deferred);
+  g_autoptr(GError) error = NULL;
+
+  self->blocked = FALSE;
+  if (!self->reading)
+    {
+      if (!pubsub_io_loop_add_reader (self->io, self->fd, &self->read_watch, &error))
+        {
+          g_debug ("cannot watch a WebSocket client again: %s", error->message);
+          close_now (self);
+          return;
+        }
+      self->reading = TRUE;
+    }
+  if (deferred != NULL)
+    handle_text (self, g_bytes_get_data (deferred, NULL), g_bytes_get_size (deferred));
+  if (self->partial != NULL && !self->blocked && self->state != STATE_CLOSED)
+    {
+      gsize used = process_frames (self, self->partial->data, self->partial->len);
+
+      if (self->state == STATE_CLOSED || !self->reading)
+        return;
+      keep_rest (self, NULL, 0, used);
+    }
+  if (self->blocked && self->reading)
+    stop_reading (self);
+}
+
 /* One read and the frames it completes. Returns: FALSE when there is
  * nothing more to read now. */
 static gboolean
@@ -605,17 +814,12 @@ read_once (PubsubConnection *self)
   used = process_frames (self, buffer, have);
   if (self->state == STATE_CLOSED || !self->reading)
     return FALSE;
-
-  if (self->partial != NULL)
+  keep_rest (self, chunk, have, used);
+  if (self->blocked)
     {
-      g_byte_array_remove_range (self->partial, 0, (guint) used);
-      if (self->partial->len == 0)
-        g_clear_pointer (&self->partial, g_byte_array_unref);
-    }
-  else if (used < have)
-    {
-      self->partial = g_byte_array_sized_new ((guint) (have - used));
-      g_byte_array_append (self->partial, chunk + used, (guint) (have - used));
+      /* Waiting for the cluster: the socket's bytes stay in the kernel. */
+      stop_reading (self);
+      return FALSE;
     }
   /* A socket that gave less than asked for had no more: asking again
    * would cost a system call to hear EAGAIN (epoll wakes us for more). */

@@ -30,6 +30,10 @@
 #include "pubsub-rest.h"
 
 #define BODY_KEY "pubsub-body"
+/* What the engine's later answer needs of its request. */
+#define NAME_KEY "pubsub-name"
+#define ID_KEY "pubsub-id"
+#define SYNCED_KEY "pubsub-synced"
 
 struct _PubsubHttpServer {
   GObject         parent_instance;
@@ -240,7 +244,7 @@ handle_list_topics (PubsubHttpServer  *self,
       json_builder_set_member_name (builder, "name");
       json_builder_add_string_value (builder, pubsub_topic_get_name (topic));
       json_builder_set_member_name (builder, "subscribers");
-      json_builder_add_int_value (builder, pubsub_topic_get_subscribers (topic));
+      json_builder_add_int_value (builder, pubsub_broker_get_topic_subscribers (self->broker, topic));
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
@@ -249,13 +253,76 @@ handle_list_topics (PubsubHttpServer  *self,
   respond_json (msg, SOUP_STATUS_OK, node);
 }
 
+static void respond_json_text (SoupServerMessage *msg, guint status, GString *json);
+
+/* The engine's answers to REST calls: at once (memory) or later (cluster,
+ * with the message paused meanwhile). */
+static void
+finish (SoupServerMessage *msg,
+        gboolean           later)
+{
+  if (later)
+    soup_server_message_unpause (msg);
+}
+
+static void
+on_topic_created (PubsubEngine            *engine,
+                  const PubsubEngineReply *reply,
+                  GObject                 *owner)
+{
+  SoupServerMessage *msg = SOUP_SERVER_MESSAGE (owner);
+
+  if (reply->error != NULL)
+    respond_gerror (msg, reply->error);
+  else
+    respond_status (msg, SOUP_STATUS_CREATED, "created", g_object_get_data (owner, NAME_KEY));
+  finish (msg, engine != NULL);
+}
+
+static void
+on_topic_deleted (PubsubEngine            *engine,
+                  const PubsubEngineReply *reply,
+                  GObject                 *owner)
+{
+  SoupServerMessage *msg = SOUP_SERVER_MESSAGE (owner);
+
+  if (reply->error != NULL)
+    respond_gerror (msg, reply->error);
+  else
+    respond_status (msg, SOUP_STATUS_OK, "deleted", g_object_get_data (owner, NAME_KEY));
+  finish (msg, engine != NULL);
+}
+
+static void
+on_message_published (PubsubEngine            *engine,
+                      const PubsubEngineReply *reply,
+                      GObject                 *owner)
+{
+  SoupServerMessage *msg = SOUP_SERVER_MESSAGE (owner);
+  GString *json;
+
+  if (reply->error != NULL)
+    {
+      respond_gerror (msg, reply->error);
+      finish (msg, engine != NULL);
+      return;
+    }
+  json = g_string_new ("{\"status\":\"published\",\"topic\":");
+  pubsub_json_append_string (json, g_object_get_data (owner, NAME_KEY));
+  g_string_append_printf (json, ",\"id\":\"%s\",\"seq\":%" G_GUINT64_FORMAT "%s}",
+                          (const char *) g_object_get_data (owner, ID_KEY), reply->seq,
+                          reply->duplicate ? ",\"duplicate\":true" : "");
+  respond_json_text (msg, reply->duplicate ? SOUP_STATUS_OK : SOUP_STATUS_CREATED, json);
+  finish (msg, engine != NULL);
+}
+
 static void
 handle_create_topic (PubsubHttpServer  *self,
                      SoupServerMessage *msg)
 {
   RequestBody *body = g_object_get_data (G_OBJECT (msg), BODY_KEY);
-  g_autoptr(GError) error = NULL;
-  g_autofree char *name = NULL;
+  g_auto(PubsubEngineReply) reply = { 0, };
+  char *name;
 
   if (body->too_large)
     {
@@ -263,13 +330,17 @@ handle_create_topic (PubsubHttpServer  *self,
       return;
     }
   name = pubsub_rest_parse_topic_body ((const char *) body->data->data, body->data->len,
-                                       &error);
-  if (name == NULL || pubsub_broker_create_topic (self->broker, name, &error) == NULL)
+                                       &reply.error);
+  if (name == NULL)
     {
-      respond_gerror (msg, error);
+      respond_gerror (msg, reply.error);
       return;
     }
-  respond_status (msg, SOUP_STATUS_CREATED, "created", name);
+  g_object_set_data_full (G_OBJECT (msg), NAME_KEY, name, g_free);
+  if (pubsub_broker_create_topic (self->broker, name, &reply, G_OBJECT (msg), on_topic_created))
+    on_topic_created (NULL, &reply, G_OBJECT (msg));
+  else
+    soup_server_message_pause (msg);
 }
 
 /* The 404 of a name from a path: no valid topic has an invalid name, and
@@ -295,16 +366,15 @@ handle_delete_topic (PubsubHttpServer  *self,
                      SoupServerMessage *msg,
                      const char        *name)
 {
-  g_autoptr(GError) error = NULL;
+  g_auto(PubsubEngineReply) reply = { 0, };
 
   if (!check_path_name (msg, name))
     return;
-  if (!pubsub_broker_delete_topic (self->broker, name, &error))
-    {
-      respond_gerror (msg, error);
-      return;
-    }
-  respond_status (msg, SOUP_STATUS_OK, "deleted", name);
+  g_object_set_data_full (G_OBJECT (msg), NAME_KEY, g_strdup (name), g_free);
+  if (pubsub_broker_delete_topic (self->broker, name, &reply, G_OBJECT (msg), on_topic_deleted))
+    on_topic_deleted (NULL, &reply, G_OBJECT (msg));
+  else
+    soup_server_message_pause (msg);
 }
 
 /* Takes @json (a complete JSON text) as the response body. */
@@ -355,7 +425,7 @@ handle_topic_info (PubsubHttpServer  *self,
                           pubsub_topic_get_epoch (topic), pubsub_topic_get_messages (topic),
                           pubsub_topic_get_messages (topic),
                           pubsub_topic_get_history_length (topic),
-                          pubsub_topic_get_subscribers (topic));
+                          pubsub_broker_get_topic_subscribers (self->broker, topic));
   respond_json_text (msg, SOUP_STATUS_OK, json);
 }
 
@@ -366,41 +436,35 @@ handle_publish_message (PubsubHttpServer  *self,
                         const char        *name)
 {
   RequestBody *body = g_object_get_data (G_OBJECT (msg), BODY_KEY);
-  g_autoptr(PubsubMessage) message = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *fresh_id = NULL;
+  g_auto(PubsubEngineReply) reply = { 0, };
   PubsubRestPublish request;
-  gboolean duplicate;
-  GString *json;
 
   if (body->too_large)
     {
       respond_payload_too_large (msg);
       return;
     }
-  if (find_topic (self, msg, name) == NULL)
+  if (!check_path_name (msg, name))
     return;
   if (!pubsub_rest_parse_publish_body ((const char *) body->data->data, body->data->len,
-                                       &request, &error))
+                                       &request, &reply.error))
     {
-      respond_gerror (msg, error);
+      respond_gerror (msg, reply.error);
       return;
     }
   if (request.id[0] == '\0')
-    g_strlcpy (request.id, fresh_id = g_uuid_string_random (), sizeof request.id);
-  message = pubsub_broker_publish (self->broker, name, request.id, request.payload,
-                                   request.payload_len, &duplicate, &error);
-  if (message == NULL)
     {
-      respond_gerror (msg, error);
-      return;
+      g_autofree char *fresh_id = g_uuid_string_random ();
+
+      g_strlcpy (request.id, fresh_id, sizeof request.id);
     }
-  json = g_string_new ("{\"status\":\"published\",\"topic\":");
-  pubsub_json_append_string (json, name);
-  g_string_append_printf (json, ",\"id\":\"%s\",\"seq\":%" G_GUINT64_FORMAT "%s}",
-                          request.id, pubsub_message_get_seq (message),
-                          duplicate ? ",\"duplicate\":true" : "");
-  respond_json_text (msg, duplicate ? SOUP_STATUS_OK : SOUP_STATUS_CREATED, json);
+  g_object_set_data_full (G_OBJECT (msg), NAME_KEY, g_strdup (name), g_free);
+  g_object_set_data_full (G_OBJECT (msg), ID_KEY, g_strdup (request.id), g_free);
+  if (pubsub_broker_publish (self->broker, name, request.id, request.payload,
+                             request.payload_len, &reply, G_OBJECT (msg), on_message_published))
+    on_message_published (NULL, &reply, G_OBJECT (msg));
+  else
+    soup_server_message_pause (msg);
 }
 
 static gboolean
@@ -538,6 +602,8 @@ handle_health (PubsubHttpServer  *self,
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autoptr(JsonNode) node = NULL;
+  PubsubEngine *engine = pubsub_broker_get_engine (self->broker);
+  gboolean available = pubsub_broker_is_available (self->broker);
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "uptime_sec");
@@ -546,9 +612,19 @@ handle_health (PubsubHttpServer  *self,
   json_builder_add_int_value (builder, pubsub_broker_get_topic_count (self->broker));
   json_builder_set_member_name (builder, "subscribers");
   json_builder_add_int_value (builder, pubsub_broker_get_subscriber_count (self->broker));
+  if (*pubsub_engine_get_cluster (engine) != '\0')
+    {
+      /* SPEC §9: a node that cannot reach the cluster is not healthy. */
+      json_builder_set_member_name (builder, "cluster");
+      json_builder_add_string_value (builder, available ? "up" : "down");
+      json_builder_set_member_name (builder, "node");
+      json_builder_add_string_value (builder, pubsub_engine_get_node_id (engine));
+      json_builder_set_member_name (builder, "nodes");
+      json_builder_add_int_value (builder, pubsub_engine_get_nodes (engine));
+    }
   json_builder_end_object (builder);
   node = json_builder_get_root (builder);
-  respond_json (msg, SOUP_STATUS_OK, node);
+  respond_json (msg, available ? SOUP_STATUS_OK : SOUP_STATUS_SERVICE_UNAVAILABLE, node);
 }
 
 /* The key of "Authorization: Bearer KEY" (RFC 6750), or NULL. */
@@ -615,7 +691,7 @@ handle_stats (PubsubHttpServer  *self,
       json_builder_set_member_name (builder, "messages");
       json_builder_add_int_value (builder, (gint64) pubsub_topic_get_messages (topic));
       json_builder_set_member_name (builder, "subscribers");
-      json_builder_add_int_value (builder, pubsub_topic_get_subscribers (topic));
+      json_builder_add_int_value (builder, pubsub_broker_get_topic_subscribers (self->broker, topic));
       json_builder_end_object (builder);
     }
   json_builder_end_object (builder);
@@ -714,6 +790,70 @@ handle_websocket (PubsubHttpServer  *self,
 /* ---------------------------------------------------------------------- */
 /* Routing                                                                */
 
+static void route (SoupServer *server, SoupServerMessage *msg, const char *path,
+                   GHashTable *query, gpointer user_data);
+
+typedef struct {
+  PubsubHttpServer *server;   /* unowned: it outlives its requests' engine calls */
+  char             *path;
+  GHashTable       *query;    /* nullable */
+} Resume;
+
+static void
+resume_free (gpointer data)
+{
+  Resume *resume = data;
+
+  g_free (resume->path);
+  g_clear_pointer (&resume->query, g_hash_table_unref);
+  g_free (resume);
+}
+
+/* The replica caught up: the read is routed again, now synced. */
+static void
+on_synced (PubsubEngine            *engine,
+           const PubsubEngineReply *reply,
+           GObject                 *owner)
+{
+  SoupServerMessage *msg = SOUP_SERVER_MESSAGE (owner);
+  Resume *resume = g_object_get_data (owner, SYNCED_KEY);
+
+  soup_server_message_unpause (msg);
+  if (reply->error != NULL)
+    respond_gerror (msg, reply->error);
+  else
+    route (NULL, msg, resume->path, resume->query, resume->server);
+}
+
+/* A read of the replica waits for the engine's sync (a cluster node's
+ * read-your-writes; the memory engine answers at once). Returns: whether
+ * the read can go on now */
+static gboolean
+synced (PubsubHttpServer  *self,
+        SoupServerMessage *msg,
+        const char        *path,
+        GHashTable        *query)
+{
+  g_auto(PubsubEngineReply) reply = { 0, };
+  Resume *resume;
+
+  if (g_object_get_data (G_OBJECT (msg), SYNCED_KEY) != NULL)
+    return TRUE;
+  if (pubsub_broker_sync (self->broker, &reply, G_OBJECT (msg), on_synced))
+    {
+      if (reply.error != NULL)
+        respond_gerror (msg, reply.error);
+      return reply.error == NULL;
+    }
+  resume = g_new0 (Resume, 1);
+  resume->server = self;
+  resume->path = g_strdup (path);
+  resume->query = query != NULL ? g_hash_table_ref (query) : NULL;
+  g_object_set_data_full (G_OBJECT (msg), SYNCED_KEY, resume, resume_free);
+  soup_server_message_pause (msg);
+  return FALSE;
+}
+
 static void
 route (SoupServer        *server,
        SoupServerMessage *msg,
@@ -762,6 +902,9 @@ route (SoupServer        *server,
                          "missing or wrong API key: send it in the X-API-Key header");
       return;
     }
+
+  if (method == SOUP_METHOD_GET && !synced (self, msg, path, query))
+    return;
 
   if (g_str_equal (path, "/topics"))
     {
@@ -818,6 +961,20 @@ on_got_chunk (SoupServerMessage *msg,
  * refused; the body is never accumulated by libsoup, only into our capped
  * buffer; a body over the limit, declared or found while reading, is refused
  * at once and the connection closed, the rest of the body unread. */
+/* RFC 9110 §8.6: 1*DIGIT. Longer than 18 digits is larger than any body
+ * this server takes, and than what a goffset holds. */
+static gboolean
+content_length_is_valid (const char *value)
+{
+  gsize len = 0;
+
+  if (value == NULL)
+    return TRUE;
+  for (; g_ascii_isdigit (value[len]); len++)
+    ;
+  return len > 0 && len <= 18 && value[len] == '\0';
+}
+
 static void
 on_request_headers (SoupServer        *server,
                     SoupServerMessage *msg,
@@ -831,6 +988,16 @@ on_request_headers (SoupServer        *server,
 
   if (!pubsub_http_front_check_head (self->front, msg))
     return;
+  if (!content_length_is_valid (soup_message_headers_get_one (headers, "Content-Length")))
+    {
+      /* Refused before libsoup reads a body of that length: given "-5" it
+       * would log a GLib warning per request, for any client to trigger. */
+      g_autoptr(GError) error = g_error_new_literal (PUBSUB_ERROR, PUBSUB_ERROR_BAD_REQUEST,
+                                                     "Content-Length must be a decimal number of bytes");
+
+      pubsub_http_front_refuse (self->front, msg, error);
+      return;
+    }
   body = g_new0 (RequestBody, 1);
   body->server = self;
   body->data = g_byte_array_new ();

@@ -66,6 +66,7 @@ struct _PubsubSubscriber {
   GHashTable            *subscriptions;  /* owned: topic name → owned Subscription */
   guint                  n_replaying;
   gboolean               slow;
+  gboolean               told_unavailable;  /* this outage of the cluster */
   PubsubLeaveReason      leave_reason;   /* of the subscriptions being dropped */
   PubsubMetrics         *metrics;        /* owned, nullable */
   PubsubCounters        *counters;       /* the metrics' or own_counters */
@@ -746,6 +747,49 @@ on_topic_deleted (PubsubTopic *topic,
   pubsub_subscriber_send (self, info);
 }
 
+/* The topic goes on after a gap the engine could not fill: the client is
+ * told where, instead of seeing a silent one; a replay in progress has
+ * nothing left to replay. */
+static void
+on_topic_lost (PubsubTopic *topic,
+               gpointer     user_data)
+{
+  Subscription *subscription = user_data;
+  PubsubSubscriber *self = subscription->subscriber;
+  guint64 last = pubsub_topic_get_messages (topic);
+  g_autoptr(GBytes) info = pubsub_frame_new_messages_lost (pubsub_topic_get_name (topic),
+                                                           last + 1,
+                                                           pubsub_topic_get_epoch (topic));
+
+  if (subscription->replaying)
+    {
+      subscription->replaying = FALSE;
+      self->n_replaying--;
+    }
+  subscription->replay_next = last;
+  pubsub_subscriber_send (self, info);
+}
+
+/* Once per outage and connection, however many topics it follows. */
+static void
+on_topic_availability (PubsubTopic *topic,
+                       gboolean     available,
+                       gpointer     user_data)
+{
+  Subscription *subscription = user_data;
+  PubsubSubscriber *self = subscription->subscriber;
+  g_autoptr(GBytes) info = NULL;
+
+  if (available || self->told_unavailable)
+    {
+      self->told_unavailable = !available;
+      return;
+    }
+  self->told_unavailable = TRUE;
+  info = pubsub_frame_new_info ("cluster_unavailable", NULL);
+  pubsub_subscriber_send (self, info);
+}
+
 /**
  * pubsub_subscriber_subscribe:
  * @topic: the topic
@@ -782,6 +826,8 @@ pubsub_subscriber_subscribe (PubsubSubscriber *self,
   subscription->client_id = g_strdup (client_id);
   subscription->listener.event = on_topic_event;
   subscription->listener.deleted = on_topic_deleted;
+  subscription->listener.lost = on_topic_lost;
+  subscription->listener.availability = on_topic_availability;
   subscription->listener.user_data = subscription;
   pubsub_topic_add_listener (topic, &subscription->listener);
   subscription->replay_next = replay_after;

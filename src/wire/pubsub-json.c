@@ -58,15 +58,23 @@ fail (Reader     *r,
   return FALSE;
 }
 
+/* The first byte at or after @p that is not whitespace. */
+G_ALWAYS_INLINE static inline const char *
+skip_ws (const char *p,
+         const char *end)
+{
+  /* Machine-written JSON has none: one test for the usual case. */
+  if (G_LIKELY (p < end && (guchar) *p > ' '))
+    return p;
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  return p;
+}
+
 G_ALWAYS_INLINE static inline void
 skip_whitespace (Reader *r)
 {
-  /* Machine-written JSON has none: one test for the usual case. */
-  if (G_LIKELY (r->p < r->end && (guchar) *r->p > ' '))
-    return;
-  while (r->p < r->end &&
-         (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
-    r->p++;
+  r->p = skip_ws (r->p, r->end);
 }
 
 static gboolean
@@ -163,17 +171,18 @@ first_flagged_byte (guint64 flags)
  * with SSE2 (every x86-64 has it) while 16 remain, then a whole word at a
  * time while 8 remain. The lowest flag of the word tests is exact (false
  * flags only appear above a true one), so it says where to stop. */
-G_ALWAYS_INLINE static inline void
-skip_plain_string_bytes (Reader *r)
+G_ALWAYS_INLINE static inline const char *
+skip_plain_string_bytes (const char *p,
+                         const char *end)
 {
 #ifdef __SSE2__
   const __m128i quote = _mm_set1_epi8 ('"');
   const __m128i backslash = _mm_set1_epi8 ('\\');
   const __m128i below_space = _mm_set1_epi8 (0x1f);
 
-  while (r->end - r->p >= 16)
+  while (end - p >= 16)
     {
-      __m128i bytes = _mm_loadu_si128 ((const __m128i *) r->p);
+      __m128i bytes = _mm_loadu_si128 ((const __m128i *) p);
       /* x <= 0x1f (unsigned) exactly when max (x, 0x1f) == 0x1f */
       __m128i special = _mm_or_si128 (_mm_or_si128 (_mm_cmpeq_epi8 (bytes, quote),
                                                     _mm_cmpeq_epi8 (bytes, backslash)),
@@ -182,28 +191,23 @@ skip_plain_string_bytes (Reader *r)
       int mask = _mm_movemask_epi8 (special);
 
       if (mask != 0)
-        {
-          r->p += __builtin_ctz ((unsigned) mask);
-          return;
-        }
-      r->p += 16;
+        return p + __builtin_ctz ((unsigned) mask);
+      p += 16;
     }
 #endif
-  while (r->end - r->p >= 8)
+  while (end - p >= 8)
     {
       guint64 word;
       guint64 special;
 
-      memcpy (&word, r->p, sizeof word);
+      memcpy (&word, p, sizeof word);
       special = HAS_ZERO_BYTE (word ^ (ONES * '"')) | HAS_ZERO_BYTE (word ^ (ONES * '\\')) |
                 HAS_BYTE_BELOW (word, 0x20);
       if (special != 0)
-        {
-          r->p += first_flagged_byte (special);
-          return;
-        }
-      r->p += 8;
+        return p + first_flagged_byte (special);
+      p += 8;
     }
+  return p;
 }
 
 static gboolean
@@ -232,34 +236,59 @@ read_escape (Reader *r)
 /* The input has been checked to be UTF-8 already; only JSON's own rules
  * remain: no raw control characters, only the escapes RFC 8259 lists.
  * Inlined: most tokens of a frame are short strings, and a call costs as
- * much as reading one. */
-G_ALWAYS_INLINE static inline gboolean
-read_string (Reader *r)
+ * much as reading one. @p is the opening quote; returns the byte after the
+ * closing one, or NULL once failed (with r->p where the problem is). It
+ * works on a local pointer, not on r->p: the members written between two
+ * strings could alias r->p, so the compiler kept storing and reloading
+ * it. */
+G_ALWAYS_INLINE static inline const char *
+scan_string (Reader     *r,
+             const char *p)
 {
-  r->p++;   /* opening quote */
+  const char *end = r->end;
+
+  p++;   /* opening quote */
   for (;;)
     {
       guchar c;
 
-      skip_plain_string_bytes (r);
-      if (G_UNLIKELY (r->p >= r->end))
-        return fail (r, "unterminated string");
-      c = (guchar) *r->p;
-      if (G_LIKELY (c == '"'))
+      p = skip_plain_string_bytes (p, end);
+      if (G_UNLIKELY (p >= end))
         {
-          r->p++;
-          return TRUE;
+          r->p = p;
+          fail (r, "unterminated string");
+          return NULL;
         }
+      c = (guchar) *p;
+      if (G_LIKELY (c == '"'))
+        return p + 1;
       if (c < 0x20)
-        return fail (r, "control characters must be escaped in strings");
+        {
+          r->p = p;
+          fail (r, "control characters must be escaped in strings");
+          return NULL;
+        }
       if (c == '\\')
         {
+          r->p = p;
           if (!read_escape (r))
-            return FALSE;
+            return NULL;
+          p = r->p;
         }
       else
-        r->p++;   /* an ordinary byte among the last seven */
+        p++;   /* an ordinary byte among the last seven */
     }
+}
+
+G_ALWAYS_INLINE static inline gboolean
+read_string (Reader *r)
+{
+  const char *after = scan_string (r, r->p);
+
+  if (after == NULL)
+    return FALSE;
+  r->p = after;
+  return TRUE;
 }
 
 static gboolean
@@ -338,14 +367,18 @@ collect_child (Reader                *r,
   child->n_children = PUBSUB_JSON_CHILDREN_UNKNOWN;
 }
 
+/* Between tokens, machine-written JSON has no whitespace: each place
+ * tests for the byte it expects first and skips whitespace only when it is
+ * not there. */
 static gboolean
 read_object (Reader *r)
 {
-  r->p++;   /* { */
-  skip_whitespace (r);
-  if (r->p < r->end && *r->p == '}')
+  const char *end = r->end;
+  const char *p = skip_ws (r->p + 1, end);   /* after the { */
+
+  if (p < end && *p == '}')
     {
-      r->p++;
+      r->p = p + 1;
       return TRUE;
     }
   for (;;)
@@ -355,47 +388,77 @@ read_object (Reader *r)
       gsize key_len;
       guint first_child = r->n_children;
 
-      skip_whitespace (r);
-      if (r->p >= r->end || *r->p != '"')
-        return fail (r, "object keys must be double-quoted strings");
-      key_start = r->p;
-      if (!read_string (r))
+      if (G_UNLIKELY (p >= end || *p != '"'))
+        {
+          p = skip_ws (p, end);
+          if (p >= end || *p != '"')
+            {
+              r->p = p;
+              return fail (r, "object keys must be double-quoted strings");
+            }
+        }
+      key_start = p;
+      p = scan_string (r, p);
+      if (p == NULL)
         return FALSE;
-      key_len = (gsize) (r->p - key_start);
-      skip_whitespace (r);
-      if (r->p >= r->end || *r->p != ':')
-        return fail (r, "expected ':' after an object key");
-      r->p++;
+      key_len = (gsize) (p - key_start);
+      if (G_UNLIKELY (p >= end || *p != ':'))
+        {
+          p = skip_ws (p, end);
+          if (p >= end || *p != ':')
+            {
+              r->p = p;
+              return fail (r, "expected ':' after an object key");
+            }
+        }
+      p++;
       if (r->depth == 1)
         r->children_lost = FALSE;
       /* Most values are strings: read in place, without read_value()'s
        * call and dispatch. */
-      skip_whitespace (r);
-      if (G_LIKELY (r->p < r->end && *r->p == '"'))
+      p = skip_ws (p, end);
+      if (G_LIKELY (p < end && *p == '"'))
         {
           member.kind = PUBSUB_JSON_STRING;
-          member.text = r->p;
-          if (!read_string (r))
+          member.text = p;
+          p = scan_string (r, p);
+          if (p == NULL)
             return FALSE;
-          member.len = (gsize) (r->p - member.text);
+          member.len = (gsize) (p - member.text);
         }
-      else if (!read_value (r, &member))
-        return FALSE;
+      else
+        {
+          r->p = p;
+          if (!read_value (r, &member))
+            return FALSE;
+          p = r->p;
+        }
       if (r->depth == 1 && r->members != NULL)
         collect_member (r, key_start, key_len, &member, first_child);
       else if (r->depth == 2 && r->children != NULL)
         collect_child (r, key_start, key_len, &member);
-      skip_whitespace (r);
-      if (r->p >= r->end)
-        return fail (r, "unterminated object");
-      if (*r->p == '}')
+      if (G_LIKELY (p < end && *p == ','))
         {
-          r->p++;
+          p++;
+          continue;
+        }
+      p = skip_ws (p, end);
+      if (p >= end)
+        {
+          r->p = p;
+          return fail (r, "unterminated object");
+        }
+      if (*p == '}')
+        {
+          r->p = p + 1;
           return TRUE;
         }
-      if (*r->p != ',')
-        return fail (r, "expected ',' or '}' in object");
-      r->p++;
+      if (*p != ',')
+        {
+          r->p = p;
+          return fail (r, "expected ',' or '}' in object");
+        }
+      p++;
     }
 }
 

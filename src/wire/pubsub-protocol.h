@@ -11,6 +11,7 @@
 #include <glib.h>
 
 #include "pubsub-broker.h"
+#include "pubsub-json.h"
 
 G_BEGIN_DECLS
 
@@ -65,12 +66,15 @@ GBytes   *pubsub_frame_new_error         (const PubsubRequest *request,
 GBytes   *pubsub_frame_new_pong          (const PubsubRequest *request);
 GBytes   *pubsub_frame_new_info          (const char   *msg,
                                           const char   *topic);
+GBytes   *pubsub_frame_new_messages_lost (const char   *topic,
+                                          guint64       seq,
+                                          const char   *epoch);
 
-PubsubMessage *pubsub_publish_json       (PubsubBroker  *broker,
-                                          const char    *topic,
-                                          const char    *id,
-                                          const char    *payload_json,
-                                          gboolean      *out_duplicate,
-                                          GError       **error);
+gboolean  pubsub_publish_args_check      (const char       *topic,
+                                         const char      **id,
+                                         char            **out_fresh_id,
+                                         const char       *payload_json,
+                                         PubsubJsonValue  *out_payload,
+                                         GError          **error);
 
 G_END_DECLS
