@@ -131,7 +131,7 @@ static const PubsubSetting settings[PUBSUB_N_SETTINGS] = {
   [PUBSUB_SETTING_NODE_ID] = {
     .key = "node-id", .type = PUBSUB_SETTING_TYPE_STRING, .offset = FIELD (node_id),
     .default_string = NULL,
-    .help = N_("This node's name in the cluster (default: host name:listen port)"),
+    .help = N_("This node's name in the cluster; unset: the host name and the listen port"),
     .arg = N_("ID"),
   },
 };
