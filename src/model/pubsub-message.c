@@ -27,6 +27,24 @@ struct _PubsubMessage {
 
 G_DEFINE_BOXED_TYPE (PubsubMessage, pubsub_message, pubsub_message_ref, pubsub_message_unref)
 
+/* Every field but the frame and the payload's offset in it. The id is a
+ * valid UUID, exactly PUBSUB_UUID_LEN bytes: copied without g_strlcpy()'s
+ * strlen(). */
+static PubsubMessage *
+message_alloc (const PubsubMessageInfo *info)
+{
+  PubsubMessage *self = g_new (PubsubMessage, 1);
+
+  g_atomic_ref_count_init (&self->ref_count);
+  memcpy (self->id, info->id, PUBSUB_UUID_LEN);
+  self->id[PUBSUB_UUID_LEN] = '\0';
+  self->seq = info->seq;
+  self->time_us = info->time_us;
+  self->accepted_us = g_get_monotonic_time ();
+  self->payload_len = info->payload_len;
+  return self;
+}
+
 /**
  * pubsub_message_new:
  * @info: the message's parts
@@ -38,17 +56,8 @@ PubsubMessage *
 pubsub_message_new (const PubsubMessageInfo *info,
                     PubsubMessageEncoder     encode)
 {
-  PubsubMessage *self = g_new (PubsubMessage, 1);
+  PubsubMessage *self = message_alloc (info);
 
-  /* Every field is set below. The id is a valid UUID, exactly
-   * PUBSUB_UUID_LEN bytes: copied without g_strlcpy()'s strlen(). */
-  g_atomic_ref_count_init (&self->ref_count);
-  memcpy (self->id, info->id, PUBSUB_UUID_LEN);
-  self->id[PUBSUB_UUID_LEN] = '\0';
-  self->seq = info->seq;
-  self->time_us = info->time_us;
-  self->accepted_us = g_get_monotonic_time ();
-  self->payload_len = info->payload_len;
   self->frame = encode (info, &self->payload_offset);
   g_assert (self->payload_offset + self->payload_len <= g_bytes_get_size (self->frame));
   return self;
@@ -158,18 +167,12 @@ pubsub_message_new_for_frame (const PubsubMessageInfo *info,
                               GBytes                  *frame,
                               gsize                    payload_offset)
 {
-  PubsubMessage *self = g_new (PubsubMessage, 1);
+  PubsubMessage *self;
 
   g_return_val_if_fail (payload_offset + info->payload_len <= g_bytes_get_size (frame), NULL);
 
-  g_atomic_ref_count_init (&self->ref_count);
-  memcpy (self->id, info->id, PUBSUB_UUID_LEN);
-  self->id[PUBSUB_UUID_LEN] = '\0';
-  self->seq = info->seq;
-  self->time_us = info->time_us;
-  self->accepted_us = g_get_monotonic_time ();
+  self = message_alloc (info);
   self->payload_offset = payload_offset;
-  self->payload_len = info->payload_len;
   self->frame = g_bytes_ref (frame);
   return self;
 }

@@ -266,17 +266,27 @@ finish (SoupServerMessage *msg,
 }
 
 static void
-on_topic_created (PubsubEngine            *engine,
-                  const PubsubEngineReply *reply,
-                  GObject                 *owner)
+respond_topic_status (GObject                 *owner,
+                      const PubsubEngineReply *reply,
+                      guint                    status,
+                      const char              *label,
+                      gboolean                 later)
 {
   SoupServerMessage *msg = SOUP_SERVER_MESSAGE (owner);
 
   if (reply->error != NULL)
     respond_gerror (msg, reply->error);
   else
-    respond_status (msg, SOUP_STATUS_CREATED, "created", g_object_get_data (owner, NAME_KEY));
-  finish (msg, engine != NULL);
+    respond_status (msg, status, label, g_object_get_data (owner, NAME_KEY));
+  finish (msg, later);
+}
+
+static void
+on_topic_created (PubsubEngine            *engine,
+                  const PubsubEngineReply *reply,
+                  GObject                 *owner)
+{
+  respond_topic_status (owner, reply, SOUP_STATUS_CREATED, "created", engine != NULL);
 }
 
 static void
@@ -284,13 +294,7 @@ on_topic_deleted (PubsubEngine            *engine,
                   const PubsubEngineReply *reply,
                   GObject                 *owner)
 {
-  SoupServerMessage *msg = SOUP_SERVER_MESSAGE (owner);
-
-  if (reply->error != NULL)
-    respond_gerror (msg, reply->error);
-  else
-    respond_status (msg, SOUP_STATUS_OK, "deleted", g_object_get_data (owner, NAME_KEY));
-  finish (msg, engine != NULL);
+  respond_topic_status (owner, reply, SOUP_STATUS_OK, "deleted", engine != NULL);
 }
 
 static void
