@@ -606,6 +606,56 @@ test_redis_restarted_empty (Fixture       *fixture,
   watch_free (on_b, fixture->b, "keep");
 }
 
+/* Redis back from an older snapshot (the marker kept, a lower seq than
+ * the nodes delivered): one new epoch for the topic, whichever node gives
+ * it, and both nodes' subscribers told messages were lost, not that the
+ * topic was deleted. */
+static void
+test_redis_rolled_back (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  g_autofree char *old_epoch = NULL;
+  g_autofree char *saved = NULL;
+  Watch *on_a, *on_b;
+  PubsubTopic *topic_a, *topic_b;
+
+  if (fixture->redis == NULL)
+    return;
+  create_topic (fixture->a, "back");
+  publish (fixture->a, "back", "00000000-0000-4000-8000-000000000001");
+  saved = pubsub_test_redis_command (fixture->redis, "SAVE", NULL);
+  g_assert_cmpstr (saved, ==, "OK");
+  publish (fixture->b, "back", "00000000-0000-4000-8000-000000000002");
+  sync_node (fixture->a);
+  sync_node (fixture->b);
+  old_epoch = g_strdup (pubsub_topic_get_epoch (pubsub_broker_lookup_topic (fixture->a, "back")));
+  on_a = watch_new (fixture->a, "back");
+  on_b = watch_new (fixture->b, "back");
+
+  pubsub_test_redis_kill (fixture->redis);
+  pubsub_test_wait_for (!pubsub_broker_is_available (fixture->a) &&
+                        !pubsub_broker_is_available (fixture->b), DEADLINE_MS);
+  pubsub_test_redis_restart (fixture->redis, TRUE);
+  pubsub_test_wait_for (pubsub_broker_is_available (fixture->a) &&
+                        pubsub_broker_is_available (fixture->b), DEADLINE_MS);
+  sync_node (fixture->a);
+  sync_node (fixture->b);
+  topic_a = pubsub_broker_lookup_topic (fixture->a, "back");
+  topic_b = pubsub_broker_lookup_topic (fixture->b, "back");
+  g_assert_nonnull (topic_a);
+  g_assert_nonnull (topic_b);
+  g_assert_cmpstr (pubsub_topic_get_epoch (topic_a), !=, old_epoch);
+  g_assert_cmpstr (pubsub_topic_get_epoch (topic_a), ==, pubsub_topic_get_epoch (topic_b));
+  g_assert_cmpuint (on_a->lost, ==, 1);
+  g_assert_cmpuint (on_b->lost, ==, 1);
+  g_assert_cmpuint (on_a->deleted + on_b->deleted, ==, 0);
+  /* The new epoch starts again at seq 1. */
+  g_assert_cmpuint (pubsub_topic_get_messages (topic_b), ==, 0);
+  g_assert_cmpuint (publish (fixture->a, "back", "00000000-0000-4000-8000-000000000003"), ==, 1);
+  watch_free (on_a, fixture->a, "back");
+  watch_free (on_b, fixture->b, "back");
+}
+
 /* B's subscriber connection killed while A publishes: B reconnects and
  * catches up from the stream, in order, without a gap or a reset. */
 static void
@@ -954,6 +1004,7 @@ main (int   argc,
   ADD ("duplicate", test_duplicate);
   ADD ("sync-barrier", test_sync_barrier);
   ADD ("redis-restarted-empty", test_redis_restarted_empty);
+  ADD ("redis-rolled-back", test_redis_rolled_back);
   ADD ("sub-killed-catch-up", test_sub_killed_catch_up);
   ADD ("deleted-while-away", test_deleted_while_away);
   ADD ("trimmed-while-away", test_trimmed_while_away);

@@ -77,6 +77,7 @@ pubsub_redis_engine_finalize (GObject *object)
   g_free (self->prefix);
   g_free (self->node_id);
   g_free (self->k_topics);
+  g_free (self->k_prev);
   g_free (self->k_seq);
   g_free (self->k_bus);
   g_free (self->k_marker);
@@ -148,6 +149,7 @@ pubsub_redis_engine_new (const char  *address,
   self->node_id = g_strdup (node_id != NULL ? node_id : g_get_host_name ());
   p = self->prefix;
   self->k_topics = g_strconcat (p, ":topics", NULL);
+  self->k_prev = g_strconcat (p, ":prev", NULL);
   self->k_seq = g_strconcat (p, ":seq", NULL);
   self->k_bus = g_strconcat (p, ":bus", NULL);
   self->k_marker = g_strconcat (p, ":marker", NULL);
@@ -610,12 +612,12 @@ topic_call (PubsubRedisEngine    *self,
   g_autofree char *stream = pubsub_redis_engine_topic_key (self, "s", name);
   g_autofree char *ids = pubsub_redis_engine_topic_key (self, "ids", name);
   char max_topics[16];
-  const char *argv[11] = {
-    "EVALSHA", pubsub_redis_script_get_sha (script), "5",
-    self->k_topics, self->k_seq, stream, ids, self->k_bus, name, epoch, max_topics,
+  const char *argv[12] = {
+    "EVALSHA", pubsub_redis_script_get_sha (script), "6",
+    self->k_topics, self->k_seq, stream, ids, self->k_bus, self->k_prev, name, epoch, max_topics,
   };
-  size_t argvlen[11];
-  int argc = kind == CALL_CREATE ? 11 : 9;
+  size_t argvlen[12];
+  int argc = kind == CALL_CREATE ? 12 : 10;
   Call *call;
 
   g_snprintf (max_topics, sizeof max_topics, "%u", pubsub_broker_get_max_topics (self->broker));

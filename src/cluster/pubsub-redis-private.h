@@ -42,6 +42,7 @@ struct _PubsubRedisEngine {
   char            *prefix;
   char            *node_id;
   char            *k_topics;      /* P:topics … */
+  char            *k_prev;
   char            *k_seq;
   char            *k_bus;
   char            *k_marker;

@@ -460,10 +460,11 @@ reepoch (PubsubRedisEngine *self,
   g_ptr_array_add (args, pubsub_redis_engine_topic_key (self, "s", req->name));
   g_ptr_array_add (args, pubsub_redis_engine_topic_key (self, "ids", req->name));
   g_ptr_array_add (args, g_strdup (self->k_bus));
+  g_ptr_array_add (args, g_strdup (self->k_prev));
   g_ptr_array_add (args, g_strdup (req->name));
   g_ptr_array_add (args, g_strdup (req->old_epoch));
   g_ptr_array_add (args, g_strdup (epoch));
-  if (!pubsub_redis_engine_eval (self, PUBSUB_REDIS_SCRIPT_REEPOCH, on_reepoch_reply, req, args, 5))
+  if (!pubsub_redis_engine_eval (self, PUBSUB_REDIS_SCRIPT_REEPOCH, on_reepoch_reply, req, args, 6))
     {
       g_free (req->name);
       g_free (req);
@@ -479,7 +480,7 @@ reepoch (PubsubRedisEngine *self,
 typedef struct {
   PubsubRedisEngine *engine;
   char              *generation;
-  GPtrArray         *args;       /* prefix, generation, name, epoch, … */
+  GPtrArray         *args;       /* 5 keys, prefix, generation, name, epoch, … */
 } Hello;
 
 static void
@@ -495,7 +496,7 @@ static void
 hello_restored (PubsubRedisEngine *self,
                 Hello             *hello)
 {
-  for (guint i = 6; i + 1 < hello->args->len; i += 2)
+  for (guint i = 7; i + 1 < hello->args->len; i += 2)
     apply_new_epoch (self, g_ptr_array_index (hello->args, i),
                      g_ptr_array_index (hello->args, i + 1));
 }
@@ -509,18 +510,20 @@ seq_of (GHashTable *seqs,
   return text != NULL ? g_ascii_strtoull (text, NULL, 10) : 0;
 }
 
-/* One topic Redis has. */
+/* One topic Redis has; @reset: its epoch changed because messages were
+ * lost (Redis lost data, or another node gave it a new epoch), not because
+ * it was deleted and created again. */
 static void
 reconcile_topic (PubsubRedisEngine *self,
                  const char        *name,
                  const char        *epoch,
                  guint64            seq,
-                 gboolean           data_lost)
+                 gboolean           reset)
 {
   PubsubTopic *topic = pubsub_broker_lookup_topic (self->broker, name);
   guint64 last;
 
-  if (topic != NULL && strcmp (pubsub_topic_get_epoch (topic), epoch) != 0 && data_lost)
+  if (topic != NULL && strcmp (pubsub_topic_get_epoch (topic), epoch) != 0 && reset)
     topic = apply_new_epoch (self, name, epoch);
   else if (topic == NULL || strcmp (pubsub_topic_get_epoch (topic), epoch) != 0)
     /* Deleted and created again meanwhile: its subscribers are told. */
@@ -532,6 +535,19 @@ reconcile_topic (PubsubRedisEngine *self,
     catch_up (self, topic, seq);
 }
 
+/* Whether the epoch this node knows for @name is the one Redis's last
+ * re-epoch replaced. */
+static gboolean
+was_reset (PubsubRedisEngine *self,
+           GHashTable        *prevs,
+           const char        *name)
+{
+  PubsubTopic *topic = pubsub_broker_lookup_topic (self->broker, name);
+  const char *prev = g_hash_table_lookup (prevs, name);
+
+  return topic != NULL && prev != NULL && strcmp (pubsub_topic_get_epoch (topic), prev) == 0;
+}
+
 static gboolean
 pair_is_strings (const redisReply *array,
                  gsize             i)
@@ -540,13 +556,27 @@ pair_is_strings (const redisReply *array,
          array->element[i + 1]->type == REDIS_REPLY_STRING;
 }
 
+/* name → value of a HGETALL reply (pointing into it) */
+static GHashTable *
+pairs_table (const redisReply *pairs)
+{
+  GHashTable *table = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (gsize i = 0; i + 1 < pairs->elements; i += 2)
+    if (pair_is_strings (pairs, i))
+      g_hash_table_insert (table, pairs->element[i]->str, pairs->element[i + 1]->str);
+  return table;
+}
+
 static void
 reconcile (PubsubRedisEngine *self,
            const redisReply  *generation,
            const redisReply  *topics,
-           const redisReply  *seq_pairs)
+           const redisReply  *seq_pairs,
+           const redisReply  *prev_pairs)
 {
-  g_autoptr(GHashTable) seqs = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GHashTable) seqs = pairs_table (seq_pairs);
+  g_autoptr(GHashTable) prevs = pairs_table (prev_pairs);
   g_autoptr(GHashTable) known = g_hash_table_new (g_str_hash, g_str_equal);
   g_autoptr(GPtrArray) local = pubsub_broker_list_topics (self->broker);
   gboolean data_lost = self->generation != NULL &&
@@ -554,9 +584,6 @@ reconcile (PubsubRedisEngine *self,
 
   g_free (self->generation);
   self->generation = g_strdup (generation->str);
-  for (gsize i = 0; i + 1 < seq_pairs->elements; i += 2)
-    if (pair_is_strings (seq_pairs, i))
-      g_hash_table_insert (seqs, seq_pairs->element[i]->str, seq_pairs->element[i + 1]->str);
   for (gsize i = 0; i + 1 < topics->elements; i += 2)
     {
       const char *name = topics->element[i]->str;
@@ -566,7 +593,8 @@ reconcile (PubsubRedisEngine *self,
           !pubsub_topic_name_is_valid (name, strlen (name)) || !pubsub_epoch_is_valid (epoch))
         continue;
       g_hash_table_add (known, (gpointer) name);
-      reconcile_topic (self, name, epoch, seq_of (seqs, name), data_lost);
+      reconcile_topic (self, name, epoch, seq_of (seqs, name),
+                       data_lost || was_reset (self, prevs, name));
     }
   /* Gone from Redis while the marker stayed: deleted meanwhile. */
   for (guint i = 0; i < local->len; i++)
@@ -586,8 +614,9 @@ hello_reply_is_valid (const redisReply *r)
     return FALSE;
   if (r->element[0]->integer == 1)
     return TRUE;
-  return r->elements == 4 && r->element[1]->type == REDIS_REPLY_STRING &&
-         r->element[2]->type == REDIS_REPLY_ARRAY && r->element[3]->type == REDIS_REPLY_ARRAY;
+  return r->elements == 5 && r->element[1]->type == REDIS_REPLY_STRING &&
+         r->element[2]->type == REDIS_REPLY_ARRAY && r->element[3]->type == REDIS_REPLY_ARRAY &&
+         r->element[4]->type == REDIS_REPLY_ARRAY;
 }
 
 static void
@@ -628,7 +657,7 @@ on_hello_reply (redisAsyncContext *ac,
       self->generation = g_steal_pointer (&hello->generation);
     }
   else
-    reconcile (self, r->element[1], r->element[2], r->element[3]);
+    reconcile (self, r->element[1], r->element[2], r->element[3], r->element[4]);
   hello_free (hello);
   self->hello_done = TRUE;
   drain_backlog (self);
@@ -657,6 +686,7 @@ pubsub_redis_replica_hello (PubsubRedisEngine *self)
   g_ptr_array_add (hello->args, g_strdup (self->k_topics));
   g_ptr_array_add (hello->args, g_strdup (self->k_seq));
   g_ptr_array_add (hello->args, g_strdup (self->k_bus));
+  g_ptr_array_add (hello->args, g_strdup (self->k_prev));
   g_ptr_array_add (hello->args, g_strdup (self->prefix));
   g_ptr_array_add (hello->args, g_strdup (generation));
   for (guint i = 0; i < topics->len; i++)
@@ -668,7 +698,7 @@ pubsub_redis_replica_hello (PubsubRedisEngine *self)
       g_ptr_array_add (hello->args, g_strdup (epoch));
     }
   if (!pubsub_redis_engine_eval (self, PUBSUB_REDIS_SCRIPT_HELLO, on_hello_reply, hello,
-                                 hello->args, 4))
+                                 hello->args, 5))
     {
       hello_free (hello);
       pubsub_redis_engine_lost (self, "connection lost");

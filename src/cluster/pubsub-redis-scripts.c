@@ -11,7 +11,9 @@
  * text, i = message id), P:ids:{name} (message id → seq, and "#<seq>" → id
  * so that a trimmed entry's id is found without reading the entry back),
  * P:nodes (zset node → last report, Redis time in ms), P:node:{id} (topic →
- * local subscribers). Bus messages on P:bus: "e" event, "c" name " " epoch
+ * local subscribers), P:prev (name → the epoch before a re-epoch, so that
+ * a node that missed it tells messages lost from deleted and created
+ * again). Bus messages on P:bus: "e" event, "c" name " " epoch
  * (created), "d" name " " epoch (deleted), "r" name " " epoch (new epoch,
  * messages lost), "n" node (a report changed).
  *
@@ -47,32 +49,34 @@ static const char publish_lua[] =
   "redis.call('PUBLISH', KEYS[5], 'e' .. event)\n"
   "return {seq, 0}\n";
 
-/* KEYS: topics, seq, stream, ids, bus. ARGV: name, epoch, max-topics.
- * Errors EXISTS, LIMIT. */
+/* KEYS: topics, seq, stream, ids, bus, prev. ARGV: name, epoch,
+ * max-topics. Errors EXISTS, LIMIT. */
 static const char create_lua[] =
   "if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return redis.error_reply('EXISTS') end\n"
   "if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return redis.error_reply('LIMIT') end\n"
   "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
   "redis.call('HSET', KEYS[2], ARGV[1], 0)\n"
   "redis.call('DEL', KEYS[3], KEYS[4])\n"
+  "redis.call('HDEL', KEYS[6], ARGV[1])\n"
   "redis.call('PUBLISH', KEYS[5], 'c' .. ARGV[1] .. ' ' .. ARGV[2])\n"
   "return 'OK'\n";
 
-/* KEYS: topics, seq, stream, ids, bus. ARGV: name. Returns the epoch the
- * topic had; error NOTFOUND. */
+/* KEYS: topics, seq, stream, ids, bus, prev. ARGV: name. Returns the
+ * epoch the topic had; error NOTFOUND. */
 static const char delete_lua[] =
   "local epoch = redis.call('HGET', KEYS[1], ARGV[1])\n"
   "if not epoch then return redis.error_reply('NOTFOUND') end\n"
   "redis.call('HDEL', KEYS[1], ARGV[1])\n"
   "redis.call('HDEL', KEYS[2], ARGV[1])\n"
+  "redis.call('HDEL', KEYS[6], ARGV[1])\n"
   "redis.call('DEL', KEYS[3], KEYS[4])\n"
   "redis.call('PUBLISH', KEYS[5], 'd' .. ARGV[1] .. ' ' .. epoch)\n"
   "return epoch\n";
 
-/* After a (re)connect. KEYS: marker, topics, seq, bus. ARGV: prefix, a new
- * generation, then name, epoch pairs: the topics this node knows, each with
- * a new epoch. Marker there: returns {0, generation, HGETALL topics,
- * HGETALL seq}, one snapshot. Marker gone (first start, or Redis lost its
+/* After a (re)connect. KEYS: marker, topics, seq, bus, prev. ARGV: prefix,
+ * a new generation, then name, epoch pairs: the topics this node knows,
+ * each with a new epoch. Marker there: returns {0, generation, HGETALL
+ * topics, HGETALL seq, HGETALL prev}, one snapshot. Marker gone (first start, or Redis lost its
  * data): sets it to the new generation and registers the node's topics in
  * the same step, so that no other node can see the marker without them,
  * and returns {1}. A node that finds another generation than the one it
@@ -80,9 +84,11 @@ static const char delete_lua[] =
 static const char hello_lua[] =
   "local gen = redis.call('GET', KEYS[1])\n"
   "if gen then\n"
-  "  return {0, gen, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}\n"
+  "  return {0, gen, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]),\n"
+  "          redis.call('HGETALL', KEYS[5])}\n"
   "end\n"
   "redis.call('SET', KEYS[1], ARGV[2])\n"
+  "redis.call('DEL', KEYS[5])\n"
   "for k = 3, #ARGV, 2 do\n"
   "  redis.call('HSET', KEYS[2], ARGV[k], ARGV[k + 1])\n"
   "  redis.call('HSET', KEYS[3], ARGV[k], 0)\n"
@@ -92,13 +98,14 @@ static const char hello_lua[] =
   "return {1}\n";
 
 /* A topic whose stored seq went back (SPEC §9): a new epoch, unless another
- * node gave it one already. KEYS: topics, seq, stream, ids, bus. ARGV:
- * name, old epoch, new epoch. Returns {epoch, seq}; error NOTFOUND. */
+ * node gave it one already. KEYS: topics, seq, stream, ids, bus, prev.
+ * ARGV: name, old epoch, new epoch. Returns {epoch, seq}; error NOTFOUND. */
 static const char reepoch_lua[] =
   "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
   "if not cur then return redis.error_reply('NOTFOUND') end\n"
   "if cur == ARGV[2] then\n"
   "  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
+  "  redis.call('HSET', KEYS[6], ARGV[1], ARGV[2])\n"
   "  redis.call('HSET', KEYS[2], ARGV[1], 0)\n"
   "  redis.call('DEL', KEYS[3], KEYS[4])\n"
   "  redis.call('PUBLISH', KEYS[5], 'r' .. ARGV[1] .. ' ' .. ARGV[3])\n"
