@@ -806,6 +806,21 @@ test_remote_counts (Fixture       *fixture,
   pubsub_topic_remove_subscriber (topic_a, "client-2", PUBSUB_LEAVE_UNSUBSCRIBED);
 }
 
+/* SIGSTOP takes effect a moment after kill() returns. */
+static gboolean
+process_stopped (GPid pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree char *stat = NULL;
+  const char *end;
+
+  if (!g_file_get_contents (path, &stat, NULL, NULL))
+    return FALSE;
+  /* "PID (comm) S …": the state follows the last ')'. */
+  end = strrchr (stat, ')');
+  return end != NULL && (end[2] == 'T' || end[2] == 't');
+}
+
 /* Redis frozen (SIGSTOP): hiredis has no timeout of its own, the engine's
  * heartbeat notices; calls in flight are answered UNAVAILABLE, not lost;
  * Redis thawed: both nodes come back with their data (marker kept). */
@@ -826,6 +841,7 @@ test_redis_paused (Fixture       *fixture,
   on_b = watch_new (fixture->b, "frozen");
 
   pubsub_test_redis_pause (fixture->redis);
+  pubsub_test_wait_for (process_stopped (pubsub_test_redis_get_pid (fixture->redis)), 5000);
   publish_start (fixture->a, "frozen", "00000000-0000-4000-8000-000000000002", "2", &result);
   g_assert_false (result.done);
   /* Heartbeat every second, 3 s without an answer: down. */
