@@ -263,6 +263,54 @@ on_event (PubsubRedisEngine *self,
     g_queue_push_tail (&fetch->waiting, g_steal_pointer (&message));
 }
 
+/* One event of a "b" message at @text: its length in decimal, a space,
+ * then that many bytes. Returns the length of the whole item, 0 when the
+ * framing is wrong. */
+static gsize
+batch_item (const char  *text,
+            gsize        len,
+            const char **out_event,
+            gsize       *out_event_len)
+{
+  guint64 event_len = 0;
+  gsize digits = 0;
+
+  while (digits < len && digits < 10 && g_ascii_isdigit (text[digits]))
+    event_len = event_len * 10 + (guint64) (text[digits++] - '0');
+  if (digits == 0 || text[0] == '0' || digits == len || text[digits] != ' ' ||
+      event_len > len - digits - 1)
+    return 0;
+  *out_event = text + digits + 1;
+  *out_event_len = (gsize) event_len;
+  return digits + 1 + (gsize) event_len;
+}
+
+/* "b" + the events of one publish batch, in order. The framing is checked
+ * whole before any event is applied: a malformed batch is ignored, not
+ * half applied. */
+static void
+on_batch (PubsubRedisEngine *self,
+          const char        *text,
+          gsize              len)
+{
+  const char *event;
+  gsize event_len, used = 0;
+
+  for (gsize at = 0; at < len; at += used)
+    if ((used = batch_item (text + at, len - at, &event, &event_len)) == 0)
+      break;
+  if (used == 0)
+    {
+      g_debug ("cluster: ignoring a malformed batch on the bus");
+      return;
+    }
+  for (gsize at = 0; at < len; at += used)
+    {
+      used = batch_item (text + at, len - at, &event, &event_len);
+      on_event (self, event, event_len);
+    }
+}
+
 /* "name epoch" of a c, d or r message. */
 static gboolean
 split_name_epoch (const char *text,
@@ -356,6 +404,9 @@ pubsub_redis_replica_on_bus (PubsubRedisEngine *self,
     {
     case 'e':
       on_event (self, text + 1, len - 1);
+      break;
+    case 'b':
+      on_batch (self, text + 1, len - 1);
       break;
     case 'c':
     case 'd':
