@@ -13,8 +13,8 @@
  * P:nodes (zset node → last report, Redis time in ms), P:node:{id} (topic →
  * local subscribers), P:prev (name → the epoch before a re-epoch, so that
  * a node that missed it tells messages lost from deleted and created
- * again). Bus messages on P:bus: "e" event, "b" events (a batch: each
- * as its length, a space and its text), "c" name " " epoch
+ * again). Bus messages on P:bus: "e" event, "b" events (a batch, joined
+ * by RS, 0x1e), "c" name " " epoch
  * (created), "d" name " " epoch (deleted), "r" name " " epoch (new epoch,
  * messages lost), "n" node (a report changed).
  *
@@ -34,8 +34,8 @@
  * (Redis spends most of a publish on calls, not on work): the topic, its
  * seq, its length and the ids' seqs are read once, the seq and the ids
  * written once, the stream trimmed once, and one bus message carries every
- * event: "e" event alone, else "b" then each event as its length in
- * decimal, a space and its text. A message is a duplicate of one whose
+ * event: "e" event alone, else "b" then the events joined by RS (0x1e),
+ * which JSON text never holds. A message is a duplicate of one whose
  * id was still in the history when it came: the stream held seq - hist …
  * seq - 1, as it does after one publish at a time. */
 static const char publish_lua[] =
@@ -76,11 +76,14 @@ static const char publish_lua[] =
   "  elseif dup and dup > t.seq - hist then out[m + 1] = -dup\n"
   "  else\n"
   "    t.seq = t.seq + 1\n"
-  "    local event = ARGV[5 + 4 * m] .. t.seq .. ',\"epoch\":\"' .. t.epoch .. ARGV[6 + 4 * m]\n"
+  /* tostring() is a "%.14g" sprintf, costly: "%d" once per message. */
+  "    local seq = string.format('%d', t.seq)\n"
+  "    local event = ARGV[5 + 4 * m] .. seq .. ',\"epoch\":\"' .. t.epoch .. ARGV[6 + 4 * m]\n"
   "    if hist > 0 then\n"
-  "      redis.call('XADD', t.stream, t.seq .. '-1', 'e', event, 'i', id)\n"
+  "      redis.call('XADD', t.stream, seq .. '-1', 'e', event, 'i', id)\n"
   "      t.known[id] = t.seq\n"
-  "      table.insert(t.new, id)\n"
+  "      t.new[#t.new + 1] = id\n"
+  "      t.new[#t.new + 1] = seq\n"
   "    end\n"
   "    events[#events + 1] = event\n"
   "    out[m + 1] = t.seq\n"
@@ -94,7 +97,7 @@ static const char publish_lua[] =
   "  local drop = t.len + (t.seq - t.first + 1) - hist\n"
   "  if drop <= 0 then drop = 0 else redis.call('XTRIM', t.stream, 'MAXLEN', hist) end\n"
   "  local gone, fields = {}, {}\n"
-  "  for s = t.first - t.len, t.first - t.len + math.min(drop, t.len) - 1 do gone[#gone + 1] = '#' .. s end\n"
+  "  for s = t.first - t.len, t.first - t.len + math.min(drop, t.len) - 1 do gone[#gone + 1] = string.format('#%d', s) end\n"
   "  if #gone > 0 then\n"
   "    local ids = {}\n"
   "    for i = 1, #gone, 1000 do\n"
@@ -105,11 +108,11 @@ static const char publish_lua[] =
   "    for _, id in ipairs(ids) do gone[#gone + 1] = id end\n"
   "    chunked('HDEL', t.ids, gone)\n"
   "  end\n"
-  "  for i, id in ipairs(t.new) do\n"
-  "    local s = t.first + i - 1\n"
-  "    if s > t.seq - hist then\n"
-  "      fields[#fields + 1] = id; fields[#fields + 1] = s\n"
-  "      fields[#fields + 1] = '#' .. s; fields[#fields + 1] = id\n"
+  "  for i = 1, #t.new, 2 do\n"
+  "    if t.first + (i - 1) / 2 > t.seq - hist then\n"
+  "      local id, seq = t.new[i], t.new[i + 1]\n"
+  "      fields[#fields + 1] = id; fields[#fields + 1] = seq\n"
+  "      fields[#fields + 1] = '#' .. seq; fields[#fields + 1] = id\n"
   "    end\n"
   "  end\n"
   "  if #fields > 0 then chunked('HSET', t.ids, fields) end\n"
@@ -118,12 +121,7 @@ static const char publish_lua[] =
   "  if t.epoch and t.seq >= t.first then store(name, t) end\n"
   "end\n"
   "if #events == 1 then redis.call('PUBLISH', KEYS[3], 'e' .. events[1])\n"
-  "elseif #events > 1 then\n"
-  "  local parts = {'b'}\n"
-  "  for _, event in ipairs(events) do\n"
-  "    parts[#parts + 1] = #event; parts[#parts + 1] = ' '; parts[#parts + 1] = event\n"
-  "  end\n"
-  "  redis.call('PUBLISH', KEYS[3], table.concat(parts))\n"
+  "elseif #events > 1 then redis.call('PUBLISH', KEYS[3], 'b' .. table.concat(events, '\\30'))\n"
   "end\n"
   "return out\n";
 
