@@ -8,8 +8,10 @@
  *
  * Keys (P = cluster-prefix): P:marker, P:topics (name → epoch), P:seq
  * (name → last seq), P:s:{name} (stream, id "<seq>-1", fields e = event
- * text, i = message id), P:ids:{name} (message id → seq, and "#<seq>" → id
- * so that a trimmed entry's id is found without reading the entry back),
+ * text, i = message id), P:ids:{name} (message id → seq of each stored
+ * message; no reverse "#<seq>" → id entries: a hash this small is a
+ * listpack, searched linearly, and half the entries halve every search,
+ * while a batch reads the ids it trims from the stream in one XRANGE),
  * P:nodes (zset node → last report, Redis time in ms), P:node:{id} (topic →
  * local subscribers), P:prev (name → the epoch before a re-epoch, so that
  * a node that missed it tells messages lost from deleted and created
@@ -89,30 +91,30 @@ static const char publish_lua[] =
   "    out[m + 1] = t.seq\n"
   "  end\n"
   "end\n"
-  /* The ids of what the stream no longer holds go first: an id trimmed
-   * and used again in this batch is then stored again. */
+  /* The ids of what the stream no longer holds are read from the entries
+   * before they go, and forgotten first: an id trimmed and used again in
+   * this batch is then stored again. */
   "local function store(name, t)\n"
   "  redis.call('HSET', KEYS[2], name, t.seq)\n"
   "  if hist == 0 then return end\n"
   "  local drop = t.len + (t.seq - t.first + 1) - hist\n"
-  "  if drop <= 0 then drop = 0 else redis.call('XTRIM', t.stream, 'MAXLEN', hist) end\n"
-  "  local gone, fields = {}, {}\n"
-  "  for s = t.first - t.len, t.first - t.len + math.min(drop, t.len) - 1 do gone[#gone + 1] = string.format('#%d', s) end\n"
-  "  if #gone > 0 then\n"
-  "    local ids = {}\n"
-  "    for i = 1, #gone, 1000 do\n"
-  "      for _, id in ipairs(redis.call('HMGET', t.ids, unpack(gone, i, math.min(i + 999, #gone)))) do\n"
-  "        if id then ids[#ids + 1] = id end\n"
+  "  if drop > 0 then\n"
+  "    local gone = {}\n"
+  "    if t.len > 0 then\n"
+  "      local old = redis.call('XRANGE', t.stream, '-', '+', 'COUNT', math.min(drop, t.len))\n"
+  "      for _, entry in ipairs(old) do\n"
+  "        for j = 1, #entry[2], 2 do\n"
+  "          if entry[2][j] == 'i' then gone[#gone + 1] = entry[2][j + 1] end\n"
+  "        end\n"
   "      end\n"
   "    end\n"
-  "    for _, id in ipairs(ids) do gone[#gone + 1] = id end\n"
-  "    chunked('HDEL', t.ids, gone)\n"
+  "    if #gone > 0 then chunked('HDEL', t.ids, gone) end\n"
+  "    redis.call('XTRIM', t.stream, 'MAXLEN', hist)\n"
   "  end\n"
+  "  local fields = {}\n"
   "  for i = 1, #t.new, 2 do\n"
   "    if t.first + (i - 1) / 2 > t.seq - hist then\n"
-  "      local id, seq = t.new[i], t.new[i + 1]\n"
-  "      fields[#fields + 1] = id; fields[#fields + 1] = seq\n"
-  "      fields[#fields + 1] = '#' .. seq; fields[#fields + 1] = id\n"
+  "      fields[#fields + 1] = t.new[i]; fields[#fields + 1] = t.new[i + 1]\n"
   "    end\n"
   "  end\n"
   "  if #fields > 0 then chunked('HSET', t.ids, fields) end\n"
