@@ -263,22 +263,22 @@ on_event (PubsubRedisEngine *self,
     g_queue_push_tail (&fetch->waiting, g_steal_pointer (&message));
 }
 
-/* RS, which no JSON text holds: it separates the events of a "b"
+/* RS, which no JSON text holds: it comes before each event of a "b"
  * message. */
 #define BATCH_SEPARATOR '\x1e'
 
-/* "b" + the events of one publish batch, in order, each parsed strictly
- * as one "e" is (an RS inside one would fail its JSON check). An empty
- * event is a malformed batch, ignored whole. */
+/* "b" + the events of one publish batch, in order, each after an RS and
+ * parsed strictly as one "e" is (an RS inside one would fail its JSON
+ * check). An empty event is a malformed batch, ignored whole. */
 static void
 on_batch (PubsubRedisEngine *self,
           const char        *text,
           gsize              len)
 {
   const char *end = text + len;
-  const char *p = text;
+  const char *p = text + 1;
 
-  if (len == 0 || text[0] == BATCH_SEPARATOR || text[len - 1] == BATCH_SEPARATOR ||
+  if (len < 2 || text[0] != BATCH_SEPARATOR || text[len - 1] == BATCH_SEPARATOR ||
       memmem (text, len, "\x1e\x1e", 2) != NULL)
     {
       g_debug ("cluster: ignoring a malformed batch on the bus");

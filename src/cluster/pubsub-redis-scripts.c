@@ -15,8 +15,8 @@
  * P:nodes (zset node → last report, Redis time in ms), P:node:{id} (topic →
  * local subscribers), P:prev (name → the epoch before a re-epoch, so that
  * a node that missed it tells messages lost from deleted and created
- * again). Bus messages on P:bus: "e" event, "b" events (a batch, joined
- * by RS, 0x1e), "c" name " " epoch
+ * again). Bus messages on P:bus: "e" event, "b" events (a batch: each
+ * event after an RS, 0x1e), "c" name " " epoch
  * (created), "d" name " " epoch (deleted), "r" name " " epoch (new epoch,
  * messages lost), "n" node (a report changed).
  *
@@ -36,14 +36,15 @@
  * (Redis spends most of a publish on calls, not on work): the topic, its
  * seq, its length and the ids' seqs are read once, the seq and the ids
  * written once, the stream trimmed once, and one bus message carries every
- * event: "e" event alone, else "b" then the events joined by RS (0x1e),
- * which JSON text never holds. A message is a duplicate of one whose
+ * event: "e" event alone, else "b" then each event after an RS (0x1e),
+ * which JSON text never holds: one table.concat, one string (Debian's
+ * Lua hashes every byte of every string it makes). A message is a duplicate of one whose
  * id was still in the history when it came: the stream held seq - hist …
  * seq - 1, as it does after one publish at a time. */
 static const char publish_lua[] =
   "local hist = tonumber(ARGV[2])\n"
   "local n = (#ARGV - 2) / 4\n"
-  "local topics, out, events = {}, {}, {}\n"
+  "local topics, out, events = {}, {}, {'b'}\n"
   /* Every call takes at most this many arguments (Lua's unpack limit). */
   "local function chunked(cmd, key, list)\n"
   "  for i = 1, #list, 1000 do\n"
@@ -122,8 +123,8 @@ static const char publish_lua[] =
   "for name, t in pairs(topics) do\n"
   "  if t.epoch and t.seq >= t.first then store(name, t) end\n"
   "end\n"
-  "if #events == 1 then redis.call('PUBLISH', KEYS[3], 'e' .. events[1])\n"
-  "elseif #events > 1 then redis.call('PUBLISH', KEYS[3], 'b' .. table.concat(events, '\\30'))\n"
+  "if #events == 2 then redis.call('PUBLISH', KEYS[3], 'e' .. events[2])\n"
+  "elseif #events > 2 then redis.call('PUBLISH', KEYS[3], table.concat(events, '\\30'))\n"
   "end\n"
   "return out\n";
 
