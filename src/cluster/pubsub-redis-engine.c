@@ -423,47 +423,67 @@ on_batch_reply (redisAsyncContext *ac,
     batch_answer (g_ptr_array_index (calls, i), r->element[i]->integer);
 }
 
+/* One bulk string of RESP: $<len>\r\n<bytes>\r\n. */
+static void
+resp_append (GString    *out,
+             const char *bytes,
+             gsize       len)
+{
+  char digits[24];
+  gsize n = sizeof digits;
+  gsize value = len;
+
+  do
+    digits[--n] = (char) ('0' + value % 10);
+  while ((value /= 10) != 0);
+  g_string_append_c (out, '$');
+  g_string_append_len (out, digits + n, (gssize) (sizeof digits - n));
+  g_string_append_len (out, "\r\n", 2);
+  g_string_append_len (out, bytes, (gssize) len);
+  g_string_append_len (out, "\r\n", 2);
+}
+
+static void
+resp_append_str (GString    *out,
+                 const char *text)
+{
+  resp_append (out, text, strlen (text));
+}
+
 /* KEYS topics, seq, bus; ARGV prefix, history, then name, id, head, tail
- * per call. hiredis copies the arguments: the texts go at once. */
+ * per call. Written here in RESP rather than by hiredis's argv
+ * formatting, whose sdscatfmt per argument was ~4% of a publishing
+ * node's CPU. */
 static gboolean
 batch_send (PubsubRedisEngine *self,
-            GPtrArray         *calls)
+            GPtrArray         *calls,
+            gsize              bytes)
 {
-  guint argc = 8 + 4 * calls->len;
-  g_autofree const char **argv = g_new (const char *, argc);
-  g_autofree size_t *argvlen = g_new (size_t, argc);
+  g_autoptr(GString) command = g_string_sized_new (bytes + 256 + 96 * calls->len);
   char history[16];
-  gboolean sent;
 
   g_snprintf (history, sizeof history, "%u", pubsub_broker_get_history_size (self->broker));
-  argv[0] = "EVALSHA";
-  argv[1] = pubsub_redis_script_get_sha (PUBSUB_REDIS_SCRIPT_PUBLISH);
-  argv[2] = "3";
-  argv[3] = self->k_topics;
-  argv[4] = self->k_seq;
-  argv[5] = self->k_bus;
-  argv[6] = self->prefix;
-  argv[7] = history;
-  for (guint i = 0; i < 8; i++)
-    argvlen[i] = strlen (argv[i]);
+  g_string_append_printf (command, "*%u\r\n", 8 + 4 * calls->len);
+  resp_append_str (command, "EVALSHA");
+  resp_append_str (command, pubsub_redis_script_get_sha (PUBSUB_REDIS_SCRIPT_PUBLISH));
+  resp_append_str (command, "3");
+  resp_append_str (command, self->k_topics);
+  resp_append_str (command, self->k_seq);
+  resp_append_str (command, self->k_bus);
+  resp_append_str (command, self->prefix);
+  resp_append_str (command, history);
   for (guint i = 0; i < calls->len; i++)
     {
       Call *call = g_ptr_array_index (calls, i);
-      guint k = 8 + 4 * i;
 
-      argv[k] = call->name;
-      argvlen[k] = strlen (call->name);
-      argv[k + 1] = call->id;
-      argvlen[k + 1] = PUBSUB_UUID_LEN;
-      argv[k + 2] = call->text;
-      argvlen[k + 2] = call->head_len;
-      argv[k + 3] = call->text + call->head_len;
-      argvlen[k + 3] = call->text_len - call->head_len;
+      resp_append_str (command, call->name);
+      resp_append (command, call->id, PUBSUB_UUID_LEN);
+      resp_append (command, call->text, call->head_len);
+      resp_append (command, call->text + call->head_len, call->text_len - call->head_len);
+      g_clear_pointer (&call->text, g_free);
     }
-  sent = pubsub_redis_link_send (&self->cmd, on_batch_reply, calls, (int) argc, argv, argvlen);
-  for (guint i = 0; i < calls->len; i++)
-    g_clear_pointer (&((Call *) g_ptr_array_index (calls, i))->text, g_free);
-  return sent;
+  return pubsub_redis_link_send_formatted (&self->cmd, on_batch_reply, calls,
+                                           command->str, command->len);
 }
 
 /* Sends the batch, if any. */
@@ -471,12 +491,13 @@ static void
 batch_flush (PubsubRedisEngine *self)
 {
   GPtrArray *calls = g_steal_pointer (&self->batch);
+  gsize bytes = self->batch_bytes;
 
   if (calls == NULL)
     return;
   g_clear_handle_id (&self->batch_id, g_source_remove);
   self->batch_bytes = 0;
-  if (batch_send (self, calls))
+  if (batch_send (self, calls, bytes))
     return;
   /* Older calls than these are failed by going down: these come after. */
   pubsub_redis_engine_lost (self, "connection lost");
