@@ -442,6 +442,94 @@ test_interleaved (Fixture       *fixture,
   watch_free (on_b, fixture->b, "mix");
 }
 
+/* Publishes made in one main-loop iteration go to Redis as one batch:
+ * each is still answered on its own, in order, with its own NOTFOUND or
+ * duplicate, and a batch longer than the history trims as one publish at
+ * a time would. */
+static void
+test_batch (Fixture       *fixture,
+            gconstpointer  data)
+{
+  enum { N = 3 * HISTORY };
+  Result results[N], missing;
+  g_autofree char *len = NULL;
+  g_autofree char *ids_len = NULL;
+  g_autofree char *expected = NULL;
+  g_autofree char *kept = NULL;
+  g_autofree char *trimmed = NULL;
+  g_autofree char *seq_text = NULL;
+  Watch *on_b;
+
+  if (fixture->redis == NULL)
+    return;
+  create_topic (fixture->a, "batch");
+  sync_node (fixture->b);
+  on_b = watch_new (fixture->b, "batch");
+  for (guint i = 0; i < N; i++)
+    {
+      /* 2 repeats 0's id while it is stored; N - 1 repeats 1's once it
+       * was trimmed, within the same batch. */
+      g_autofree char *id = uuid_n (i == 2 ? 0 : i == N - 1 ? 1 : i);
+
+      publish_start (fixture->a, "batch", id, "{\"n\":1}", &results[i]);
+      if (i == 4)
+        publish_start (fixture->a, "no-such-topic", id, "1", &missing);
+    }
+  result_wait (&missing);
+  g_assert_error (missing.error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
+  for (guint i = 0; i < N; i++)
+    {
+      result_wait (&results[i]);
+      g_assert_no_error (results[i].error);
+      g_assert_cmpint (results[i].duplicate, ==, i == 2);
+      g_assert_cmpuint (results[i].seq, ==, i < 2 ? i + 1 : i == 2 ? 1 : i);
+    }
+  sync_node (fixture->b);
+  g_assert_cmpuint (on_b->seqs->len, ==, N - 1);
+  assert_consecutive (on_b, 1);
+  len = pubsub_test_redis_command (fixture->redis, "XLEN", "t:s:batch", NULL);
+  g_assert_cmpstr (len, ==, G_STRINGIFY (HISTORY));
+  ids_len = pubsub_test_redis_command (fixture->redis, "HLEN", "t:ids:batch", NULL);
+  expected = g_strdup_printf ("%u", HISTORY);
+  g_assert_cmpstr (ids_len, ==, expected);
+  kept = g_strdup_printf ("%u", N - 1);
+  seq_text = pubsub_test_redis_command (fixture->redis, "HGET", "t:ids:batch",
+                                        "00000000-0000-4000-8000-000000000001", NULL);
+  g_assert_cmpstr (seq_text, ==, kept);
+  trimmed = pubsub_test_redis_command (fixture->redis, "HGET", "t:ids:batch",
+                                       "00000000-0000-4000-8000-000000000000", NULL);
+  g_assert_cmpstr (trimmed, ==, "(nil)");
+  for (guint i = 0; i < N; i++)
+    result_clear (&results[i]);
+  result_clear (&missing);
+  watch_free (on_b, fixture->b, "batch");
+}
+
+/* A batch on the bus whose framing or events are wrong is ignored. */
+static void
+test_bad_batch (Fixture       *fixture,
+                gconstpointer  data)
+{
+  /* RS is "\x1e" "": a letter after it would extend the escape. */
+  const char *bad[] = { "b", "b\x1e", "b\x1e\x1e", "b\x1e" "x\x1e", "bx\x1e" "y",
+                        "b\x1e" "x\x1e\x1e" "y", "babc", "b\x1e" "abc" };
+  Watch *on_b;
+
+  if (fixture->redis == NULL)
+    return;
+  create_topic (fixture->a, "framing");
+  sync_node (fixture->b);
+  on_b = watch_new (fixture->b, "framing");
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    g_free (pubsub_test_redis_command (fixture->redis, "PUBLISH", "t:bus", bad[i], NULL));
+  publish (fixture->a, "framing", "00000000-0000-4000-8000-000000000001");
+  sync_node (fixture->b);
+  g_assert_cmpuint (on_b->seqs->len, ==, 1);
+  assert_consecutive (on_b, 1);
+  g_assert_true (pubsub_broker_is_available (fixture->b));
+  watch_free (on_b, fixture->b, "framing");
+}
+
 /* The frame a node builds from the bus is the one the memory engine
  * would build: the event layout of pubsub_frame_new_event(). */
 static void
@@ -519,9 +607,9 @@ test_duplicate (Fixture       *fixture,
   g_assert_false (result.duplicate);
   g_assert_cmpuint (result.seq, ==, 3 + HISTORY);
   result_clear (&result);
-  /* id → seq and #seq → id for each stored message, nothing more. */
+  /* id → seq for each stored message, nothing more. */
   ids_len = pubsub_test_redis_command (fixture->redis, "HLEN", "t:ids:dup", NULL);
-  expected = g_strdup_printf ("%u", 2 * HISTORY);
+  expected = g_strdup_printf ("%u", HISTORY);
   g_assert_cmpstr (ids_len, ==, expected);
 }
 
@@ -1017,6 +1105,8 @@ main (int   argc,
   ADD ("create-replicated", test_create_replicated);
   ADD ("interleaved", test_interleaved);
   ADD ("event-frame", test_event_frame);
+  ADD ("batch", test_batch);
+  ADD ("bad-batch", test_bad_batch);
   ADD ("duplicate", test_duplicate);
   ADD ("sync-barrier", test_sync_barrier);
   ADD ("redis-restarted-empty", test_redis_restarted_empty);

@@ -263,3 +263,21 @@ pubsub_redis_link_send (PubsubRedisLink  *link,
     return FALSE;
   return redisAsyncCommandArgv (link->ac, fn, privdata, argc, argv, argvlen) == REDIS_OK;
 }
+
+/**
+ * pubsub_redis_link_send_formatted:
+ * @command: a whole command in Redis's protocol (RESP)
+ *
+ * As pubsub_redis_link_send(), for a command the caller wrote itself.
+ */
+gboolean
+pubsub_redis_link_send_formatted (PubsubRedisLink *link,
+                                  redisCallbackFn *fn,
+                                  gpointer         privdata,
+                                  const char      *command,
+                                  gsize            len)
+{
+  if (!pubsub_redis_link_is_open (link))
+    return FALSE;
+  return redisAsyncFormattedCommand (link->ac, fn, privdata, command, len) == REDIS_OK;
+}

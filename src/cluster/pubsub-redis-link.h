@@ -51,5 +51,10 @@ gboolean pubsub_redis_link_send    (PubsubRedisLink          *link,
                                     int                       argc,
                                     const char              **argv,
                                     const size_t             *argvlen);
+gboolean pubsub_redis_link_send_formatted (PubsubRedisLink *link,
+                                           redisCallbackFn *fn,
+                                           gpointer         privdata,
+                                           const char      *command,
+                                           gsize            len);
 
 G_END_DECLS

@@ -73,6 +73,11 @@ struct _PubsubRedisEngine {
   guint            n_pending;
   gsize            pending_bytes;
 
+  /* Publishes not sent yet: one batch per main-loop iteration */
+  GPtrArray       *batch;         /* Call *, in order; NULL when empty */
+  gsize            batch_bytes;
+  guint            batch_id;      /* the idle that sends it */
+
   /* The sync barrier, which doubles as the heartbeat */
   guint64          sync_serial;
   SyncBatch       *sync_inflight;

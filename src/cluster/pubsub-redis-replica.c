@@ -263,6 +263,53 @@ on_event (PubsubRedisEngine *self,
     g_queue_push_tail (&fetch->waiting, g_steal_pointer (&message));
 }
 
+/* RS, which no JSON text holds: it comes before each event of a "b"
+ * message. */
+#define BATCH_SEPARATOR '\x1e'
+
+/* Whether every RS of a "b" message (after the "b") starts a non-empty
+ * event. memchr, not memmem: this runs over every batch on every node. */
+static gboolean
+batch_is_well_formed (const char *text,
+                      gsize       len)
+{
+  const char *end = text + len;
+  const char *p = text;
+
+  if (len < 2 || text[0] != BATCH_SEPARATOR)
+    return FALSE;
+  while ((p = memchr (p + 1, BATCH_SEPARATOR, (gsize) (end - p - 1))) != NULL)
+    if (p[-1] == BATCH_SEPARATOR || p + 1 == end)
+      return FALSE;
+  return text[len - 1] != BATCH_SEPARATOR;
+}
+
+/* "b" + the events of one publish batch, in order, each after an RS and
+ * parsed strictly as one "e" is (an RS inside one would fail its JSON
+ * check). An empty event is a malformed batch, ignored whole. */
+static void
+on_batch (PubsubRedisEngine *self,
+          const char        *text,
+          gsize              len)
+{
+  const char *end = text + len;
+  const char *p = text + 1;
+
+  if (!batch_is_well_formed (text, len))
+    {
+      g_debug ("cluster: ignoring a malformed batch on the bus");
+      return;
+    }
+  while (p < end)
+    {
+      const char *sep = memchr (p, BATCH_SEPARATOR, (gsize) (end - p));
+      const char *stop = sep != NULL ? sep : end;
+
+      on_event (self, p, (gsize) (stop - p));
+      p = stop + 1;
+    }
+}
+
 /* "name epoch" of a c, d or r message. */
 static gboolean
 split_name_epoch (const char *text,
@@ -356,6 +403,9 @@ pubsub_redis_replica_on_bus (PubsubRedisEngine *self,
     {
     case 'e':
       on_event (self, text + 1, len - 1);
+      break;
+    case 'b':
+      on_batch (self, text + 1, len - 1);
       break;
     case 'c':
     case 'd':

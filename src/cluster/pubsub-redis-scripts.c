@@ -8,12 +8,15 @@
  *
  * Keys (P = cluster-prefix): P:marker, P:topics (name → epoch), P:seq
  * (name → last seq), P:s:{name} (stream, id "<seq>-1", fields e = event
- * text, i = message id), P:ids:{name} (message id → seq, and "#<seq>" → id
- * so that a trimmed entry's id is found without reading the entry back),
+ * text, i = message id), P:ids:{name} (message id → seq of each stored
+ * message; no reverse "#<seq>" → id entries: a hash this small is a
+ * listpack, searched linearly, and half the entries halve every search,
+ * while a batch reads the ids it trims from the stream in one XRANGE),
  * P:nodes (zset node → last report, Redis time in ms), P:node:{id} (topic →
  * local subscribers), P:prev (name → the epoch before a re-epoch, so that
  * a node that missed it tells messages lost from deleted and created
- * again). Bus messages on P:bus: "e" event, "c" name " " epoch
+ * again). Bus messages on P:bus: "e" event, "b" events (a batch: each
+ * event after an RS, 0x1e), "c" name " " epoch
  * (created), "d" name " " epoch (deleted), "r" name " " epoch (new epoch,
  * messages lost), "n" node (a report changed).
  *
@@ -23,31 +26,107 @@
 
 #include "pubsub-redis-scripts.h"
 
-/* KEYS: topics, seq, stream, ids, bus.
- * ARGV: name, id, head, tail, history-size.
- * Returns {seq, duplicate} or the error NOTFOUND. */
+/* The publishes one node made in one main-loop iteration, in order.
+ * KEYS: topics, seq, bus. ARGV: prefix, history-size, then name, id,
+ * head, tail for each message. Returns one integer per message: its seq,
+ * minus the seq of the earlier message it duplicates, or 0 when its topic
+ * does not exist.
+ *
+ * Each message costs one XADD; the rest is paid once per topic and batch
+ * (Redis spends most of a publish on calls, not on work): the topic, its
+ * seq, its length and the ids' seqs are read once, the seq and the ids
+ * written once, the stream trimmed once, and one bus message carries every
+ * event: "e" event alone, else "b" then each event after an RS (0x1e),
+ * which JSON text never holds: one table.concat, one string (Debian's
+ * Lua hashes every byte of every string it makes). A message is a duplicate of one whose
+ * id was still in the history when it came: the stream held seq - hist …
+ * seq - 1, as it does after one publish at a time. */
 static const char publish_lua[] =
-  "local epoch = redis.call('HGET', KEYS[1], ARGV[1])\n"
-  "if not epoch then return redis.error_reply('NOTFOUND') end\n"
-  "local hist = tonumber(ARGV[5])\n"
-  "if hist > 0 then\n"
-  "  local dup = redis.call('HGET', KEYS[4], ARGV[2])\n"
-  "  if dup then return {tonumber(dup), 1} end\n"
-  "end\n"
-  "local seq = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)\n"
-  "local event = ARGV[3] .. seq .. ',\"epoch\":\"' .. epoch .. ARGV[4]\n"
-  "if hist > 0 then\n"
-  /* The stream holds seq - len … seq - 1: forget the ids MAXLEN drops. */
-  "  local len = redis.call('XLEN', KEYS[3])\n"
-  "  for s = seq - len, seq - len + (len - hist), 1 do\n"
-  "    local old = redis.call('HGET', KEYS[4], '#' .. s)\n"
-  "    if old then redis.call('HDEL', KEYS[4], old, '#' .. s) end\n"
+  "local hist = tonumber(ARGV[2])\n"
+  "local n = (#ARGV - 2) / 4\n"
+  "local topics, out, events = {}, {}, {'b'}\n"
+  /* Every call takes at most this many arguments (Lua's unpack limit). */
+  "local function chunked(cmd, key, list)\n"
+  "  for i = 1, #list, 1000 do\n"
+  "    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))\n"
   "  end\n"
-  "  redis.call('XADD', KEYS[3], 'MAXLEN', hist, seq .. '-1', 'e', event, 'i', ARGV[2])\n"
-  "  redis.call('HSET', KEYS[4], ARGV[2], seq, '#' .. seq, ARGV[2])\n"
   "end\n"
-  "redis.call('PUBLISH', KEYS[5], 'e' .. event)\n"
-  "return {seq, 0}\n";
+  "local function load(name, ids)\n"
+  "  local t = {epoch = redis.call('HGET', KEYS[1], name)}\n"
+  "  if not t.epoch then return t end\n"
+  "  t.first = tonumber(redis.call('HGET', KEYS[2], name) or '0') + 1\n"
+  "  t.seq, t.known, t.new = t.first - 1, {}, {}\n"
+  "  t.stream, t.ids = ARGV[1] .. ':s:' .. name, ARGV[1] .. ':ids:' .. name\n"
+  "  if hist > 0 then\n"
+  "    t.len = redis.call('XLEN', t.stream)\n"
+  "    local seqs = redis.call('HMGET', t.ids, unpack(ids))\n"
+  "    for i, id in ipairs(ids) do if seqs[i] then t.known[id] = tonumber(seqs[i]) end end\n"
+  "  end\n"
+  "  return t\n"
+  "end\n"
+  /* Each topic once, with the ids its messages carry (at most 256). */
+  "local want = {}\n"
+  "for m = 0, n - 1 do\n"
+  "  local name = ARGV[3 + 4 * m]\n"
+  "  want[name] = want[name] or {}\n"
+  "  table.insert(want[name], ARGV[4 + 4 * m])\n"
+  "end\n"
+  "for name, ids in pairs(want) do topics[name] = load(name, ids) end\n"
+  "for m = 0, n - 1 do\n"
+  "  local t, id = topics[ARGV[3 + 4 * m]], ARGV[4 + 4 * m]\n"
+  "  local dup = hist > 0 and t.known and t.known[id]\n"
+  "  if not t.epoch then out[m + 1] = 0\n"
+  "  elseif dup and dup > t.seq - hist then out[m + 1] = -dup\n"
+  "  else\n"
+  "    t.seq = t.seq + 1\n"
+  /* tostring() is a "%.14g" sprintf, costly: "%d" once per message. */
+  "    local seq = string.format('%d', t.seq)\n"
+  "    local event = ARGV[5 + 4 * m] .. seq .. ',\"epoch\":\"' .. t.epoch .. ARGV[6 + 4 * m]\n"
+  "    if hist > 0 then\n"
+  "      redis.call('XADD', t.stream, seq .. '-1', 'e', event, 'i', id)\n"
+  "      t.known[id] = t.seq\n"
+  "      t.new[#t.new + 1] = id\n"
+  "      t.new[#t.new + 1] = seq\n"
+  "    end\n"
+  "    events[#events + 1] = event\n"
+  "    out[m + 1] = t.seq\n"
+  "  end\n"
+  "end\n"
+  /* The ids of what the stream no longer holds are read from the entries
+   * before they go, and forgotten first: an id trimmed and used again in
+   * this batch is then stored again. */
+  "local function store(name, t)\n"
+  "  redis.call('HSET', KEYS[2], name, t.seq)\n"
+  "  if hist == 0 then return end\n"
+  "  local drop = t.len + (t.seq - t.first + 1) - hist\n"
+  "  if drop > 0 then\n"
+  "    local gone = {}\n"
+  "    if t.len > 0 then\n"
+  "      local old = redis.call('XRANGE', t.stream, '-', '+', 'COUNT', math.min(drop, t.len))\n"
+  "      for _, entry in ipairs(old) do\n"
+  "        for j = 1, #entry[2], 2 do\n"
+  "          if entry[2][j] == 'i' then gone[#gone + 1] = entry[2][j + 1] end\n"
+  "        end\n"
+  "      end\n"
+  "    end\n"
+  "    if #gone > 0 then chunked('HDEL', t.ids, gone) end\n"
+  "    redis.call('XTRIM', t.stream, 'MAXLEN', hist)\n"
+  "  end\n"
+  "  local fields = {}\n"
+  "  for i = 1, #t.new, 2 do\n"
+  "    if t.first + (i - 1) / 2 > t.seq - hist then\n"
+  "      fields[#fields + 1] = t.new[i]; fields[#fields + 1] = t.new[i + 1]\n"
+  "    end\n"
+  "  end\n"
+  "  if #fields > 0 then chunked('HSET', t.ids, fields) end\n"
+  "end\n"
+  "for name, t in pairs(topics) do\n"
+  "  if t.epoch and t.seq >= t.first then store(name, t) end\n"
+  "end\n"
+  "if #events == 2 then redis.call('PUBLISH', KEYS[3], 'e' .. events[2])\n"
+  "elseif #events > 2 then redis.call('PUBLISH', KEYS[3], table.concat(events, '\\30'))\n"
+  "end\n"
+  "return out\n";
 
 /* KEYS: topics, seq, stream, ids, bus, prev. ARGV: name, epoch,
  * max-topics. Errors EXISTS, LIMIT. */
