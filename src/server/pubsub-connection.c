@@ -340,7 +340,11 @@ subscribe_now (PubsubConnection     *self,
                GError              **error)
 {
   PubsubTopic *topic;
+  g_autoptr(GBytes) ack = NULL;
+  gboolean recovered;
+  guint64 replay_after;
 
+  /* The replica may be behind a cluster it cannot reach (SPEC §9). */
   if (!pubsub_broker_is_available (self->broker))
     {
       g_set_error_literal (error, PUBSUB_ERROR, PUBSUB_ERROR_UNAVAILABLE,
@@ -348,9 +352,6 @@ subscribe_now (PubsubConnection     *self,
       return FALSE;
     }
   topic = pubsub_broker_get_topic (self->broker, request->topic, error);
-  g_autoptr(GBytes) ack = NULL;
-  gboolean recovered;
-  guint64 replay_after;
 
   if (topic == NULL)
     return FALSE;
