@@ -16,6 +16,7 @@
 #include "pubsub-config.h"
 #include "pubsub-dbus.h"
 #include "pubsub-http.h"
+#include "pubsub-memory-engine.h"
 #include "pubsub-protocol.h"
 #include "pubsub-redis-engine.h"
 
@@ -92,8 +93,8 @@ default_node_id (const PubsubConfig *config)
   return g_strdup_printf ("%s:pid%ld", g_get_host_name (), (long) getpid ());
 }
 
-/* The cluster's engine when cluster is set; NULL (the memory engine)
- * otherwise. */
+/* The cluster's engine when cluster is set, the memory engine otherwise;
+ * both go by node-id (D-Bus NodeId). */
 static gboolean
 engine_new (const PubsubConfig  *config,
             PubsubEngine       **out_engine,
@@ -101,11 +102,11 @@ engine_new (const PubsubConfig  *config,
 {
   g_autofree char *node_id = NULL;
 
-  *out_engine = NULL;
-  if (config->cluster == NULL)
-    return TRUE;
   node_id = config->node_id != NULL ? g_strdup (config->node_id) : default_node_id (config);
-  *out_engine = pubsub_redis_engine_new (config->cluster, config->cluster_prefix, node_id, error);
+  if (config->cluster == NULL)
+    *out_engine = pubsub_memory_engine_new (node_id);
+  else
+    *out_engine = pubsub_redis_engine_new (config->cluster, config->cluster_prefix, node_id, error);
   return *out_engine != NULL;
 }
 
