@@ -24,6 +24,7 @@
  */
 #include "config.h"
 
+#include "pubsub-event-layout.h"
 #include "pubsub-redis-scripts.h"
 
 /* The publishes one node made in one main-loop iteration, in order.
@@ -81,7 +82,8 @@ static const char publish_lua[] =
   "    t.seq = t.seq + 1\n"
   /* tostring() is a "%.14g" sprintf, costly: "%d" once per message. */
   "    local seq = string.format('%d', t.seq)\n"
-  "    local event = ARGV[5 + 4 * m] .. seq .. ',\"epoch\":\"' .. t.epoch .. ARGV[6 + 4 * m]\n"
+  "    local event = ARGV[5 + 4 * m] .. seq .. '" PUBSUB_EVENT_EPOCH "' .. t.epoch ..\n"
+  "                  ARGV[6 + 4 * m]\n"
   "    if hist > 0 then\n"
   "      redis.call('XADD', t.stream, seq .. '-1', 'e', event, 'i', id)\n"
   "      t.known[id] = t.seq\n"

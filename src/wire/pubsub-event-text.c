@@ -16,19 +16,13 @@
 #include <string.h>
 
 #include "pubsub-error.h"
+#include "pubsub-event-layout.h"
 #include "pubsub-event-text.h"
 #include "pubsub-json.h"
 #include "pubsub-protocol.h"
 #include "pubsub-topic.h"
 #include "pubsub-ws-frame.h"
 
-#define EVENT_START   "{\"type\":\"event\",\"topic\":\""
-#define EVENT_ID      "\",\"message\":{\"id\":\""
-#define EVENT_PAYLOAD "\",\"payload\":"
-#define EVENT_SEQ     "},\"seq\":"
-#define EVENT_EPOCH   ",\"epoch\":\""
-#define EVENT_TS      "\",\"ts\":\""
-#define EVENT_END     "\"}"
 
 #define LIT_LEN(lit) (sizeof (lit) - 1)
 
@@ -63,24 +57,27 @@ pubsub_event_text_new_parts (const char *topic,
                              gsize      *out_len)
 {
   gsize topic_len = strlen (topic);
-  gsize head_len = LIT_LEN (EVENT_START) + topic_len + LIT_LEN (EVENT_ID) + PUBSUB_UUID_LEN +
-                   LIT_LEN (EVENT_PAYLOAD) + payload_len + LIT_LEN (EVENT_SEQ);
-  gsize len = head_len + LIT_LEN (EVENT_TS) + PUBSUB_TIMESTAMP_LEN + LIT_LEN (EVENT_END);
+  gsize head_len = LIT_LEN (PUBSUB_EVENT_START) + topic_len +
+                   LIT_LEN (PUBSUB_EVENT_ID) + PUBSUB_UUID_LEN +
+                   LIT_LEN (PUBSUB_EVENT_PAYLOAD) + payload_len +
+                   LIT_LEN (PUBSUB_EVENT_SEQ);
+  gsize len = head_len + LIT_LEN (PUBSUB_EVENT_TS) + PUBSUB_TIMESTAMP_LEN +
+              LIT_LEN (PUBSUB_EVENT_END);
   char ts[PUBSUB_TIMESTAMP_LEN + 1];
   char *text = g_malloc (len);
   char *p = text;
 
-  p = put (p, EVENT_START, LIT_LEN (EVENT_START));
+  p = put (p, PUBSUB_EVENT_START, LIT_LEN (PUBSUB_EVENT_START));
   p = put (p, topic, topic_len);
-  p = put (p, EVENT_ID, LIT_LEN (EVENT_ID));
+  p = put (p, PUBSUB_EVENT_ID, LIT_LEN (PUBSUB_EVENT_ID));
   p = put (p, id, PUBSUB_UUID_LEN);
-  p = put (p, EVENT_PAYLOAD, LIT_LEN (EVENT_PAYLOAD));
+  p = put (p, PUBSUB_EVENT_PAYLOAD, LIT_LEN (PUBSUB_EVENT_PAYLOAD));
   p = put (p, payload, payload_len);
-  p = put (p, EVENT_SEQ, LIT_LEN (EVENT_SEQ));
-  p = put (p, EVENT_TS, LIT_LEN (EVENT_TS));
+  p = put (p, PUBSUB_EVENT_SEQ, LIT_LEN (PUBSUB_EVENT_SEQ));
+  p = put (p, PUBSUB_EVENT_TS, LIT_LEN (PUBSUB_EVENT_TS));
   pubsub_format_timestamp (time_us, ts);
   p = put (p, ts, PUBSUB_TIMESTAMP_LEN);
-  p = put (p, EVENT_END, LIT_LEN (EVENT_END));
+  p = put (p, PUBSUB_EVENT_END, LIT_LEN (PUBSUB_EVENT_END));
   g_assert ((gsize) (p - text) == len);
 
   *out_head_len = head_len;
@@ -204,18 +201,18 @@ parse_tail (Span              *span,
 {
   const char *seq_start;
 
-  if (!TAKE_SUFFIX (span, EVENT_END) || span->end - span->start < PUBSUB_TIMESTAMP_LEN ||
+  if (!TAKE_SUFFIX (span, PUBSUB_EVENT_END) || span->end - span->start < PUBSUB_TIMESTAMP_LEN ||
       !parse_timestamp (span->end - PUBSUB_TIMESTAMP_LEN, &info->time_us))
     return FALSE;
   span->end -= PUBSUB_TIMESTAMP_LEN;
-  if (!TAKE_SUFFIX (span, EVENT_TS) || span->end - span->start < PUBSUB_EPOCH_LEN)
+  if (!TAKE_SUFFIX (span, PUBSUB_EVENT_TS) || span->end - span->start < PUBSUB_EPOCH_LEN)
     return FALSE;
   span->end -= PUBSUB_EPOCH_LEN;
   info->epoch = span->end;
   for (guint i = 0; i < PUBSUB_EPOCH_LEN; i++)
     if (!g_ascii_isxdigit (info->epoch[i]) || g_ascii_isupper (info->epoch[i]))
       return FALSE;
-  if (!TAKE_SUFFIX (span, EVENT_EPOCH))
+  if (!TAKE_SUFFIX (span, PUBSUB_EVENT_EPOCH))
     return FALSE;
   for (seq_start = span->end; seq_start > span->start && g_ascii_isdigit (seq_start[-1]); seq_start--)
     ;
@@ -223,7 +220,7 @@ parse_tail (Span              *span,
       info->seq == 0)
     return FALSE;
   span->end = seq_start;
-  return TAKE_SUFFIX (span, EVENT_SEQ);
+  return TAKE_SUFFIX (span, PUBSUB_EVENT_SEQ);
 }
 
 /* The start: {"type":"event","topic":"T","message":{"id":"ID","payload": */
@@ -234,7 +231,7 @@ parse_head (Span              *span,
 {
   const char *quote;
 
-  if (!TAKE_PREFIX (span, EVENT_START))
+  if (!TAKE_PREFIX (span, PUBSUB_EVENT_START))
     return FALSE;
   quote = memchr (span->start, '"', (gsize) (span->end - span->start));
   if (quote == NULL || !pubsub_topic_name_is_valid (span->start, (gsize) (quote - span->start)))
@@ -242,12 +239,12 @@ parse_head (Span              *span,
   info->topic = span->start;
   *out_topic_len = (gsize) (quote - span->start);
   span->start = quote;
-  if (!TAKE_PREFIX (span, EVENT_ID) || span->end - span->start < PUBSUB_UUID_LEN ||
+  if (!TAKE_PREFIX (span, PUBSUB_EVENT_ID) || span->end - span->start < PUBSUB_UUID_LEN ||
       !is_uuid (span->start))
     return FALSE;
   info->id = span->start;
   span->start += PUBSUB_UUID_LEN;
-  return TAKE_PREFIX (span, EVENT_PAYLOAD);
+  return TAKE_PREFIX (span, PUBSUB_EVENT_PAYLOAD);
 }
 
 /**

@@ -11,6 +11,7 @@
 #endif
 
 #include "pubsub-error.h"
+#include "pubsub-event-layout.h"
 #include "pubsub-json.h"
 #include "pubsub-protocol.h"
 #include "pubsub-ws-frame.h"
@@ -716,20 +717,16 @@ GBytes *
 pubsub_frame_new_event (const PubsubMessageInfo *info,
                         gsize                   *out_payload_offset)
 {
-#define EVENT_START "{\"type\":\"event\",\"topic\":\""
-#define EVENT_ID "\",\"message\":{\"id\":\""
-#define EVENT_PAYLOAD "\",\"payload\":"
-#define EVENT_SEQ "},\"seq\":"
-#define EVENT_EPOCH ",\"epoch\":\""
-#define EVENT_TS "\",\"ts\":\""
-#define EVENT_END "\"}"
   gsize topic_len = strlen (info->topic);
   char seq[20];
   gsize seq_len = format_u64 (info->seq, seq);
-  gsize json_len = sizeof EVENT_START - 1 + topic_len + sizeof EVENT_ID - 1 + PUBSUB_UUID_LEN +
-                   sizeof EVENT_PAYLOAD - 1 + info->payload_len + sizeof EVENT_SEQ - 1 + seq_len +
-                   sizeof EVENT_EPOCH - 1 + PUBSUB_EPOCH_LEN + sizeof EVENT_TS - 1 +
-                   PUBSUB_TIMESTAMP_LEN + sizeof EVENT_END - 1;
+  gsize json_len = sizeof PUBSUB_EVENT_START - 1 + topic_len +
+                   sizeof PUBSUB_EVENT_ID - 1 + PUBSUB_UUID_LEN +
+                   sizeof PUBSUB_EVENT_PAYLOAD - 1 + info->payload_len +
+                   sizeof PUBSUB_EVENT_SEQ - 1 + seq_len +
+                   sizeof PUBSUB_EVENT_EPOCH - 1 + PUBSUB_EPOCH_LEN +
+                   sizeof PUBSUB_EVENT_TS - 1 + PUBSUB_TIMESTAMP_LEN +
+                   sizeof PUBSUB_EVENT_END - 1;
   char ts[PUBSUB_TIMESTAMP_LEN + 1];
   guint8 *frame;
   gsize frame_len;
@@ -737,30 +734,23 @@ pubsub_frame_new_event (const PubsubMessageInfo *info,
 
   /* Written in place, not through a list of pieces: it runs once per
    * publish. */
-  PUT_LITERAL (p, EVENT_START);
+  PUT_LITERAL (p, PUBSUB_EVENT_START);
   p = put (p, info->topic, topic_len);
-  PUT_LITERAL (p, EVENT_ID);
+  PUT_LITERAL (p, PUBSUB_EVENT_ID);
   p = put (p, info->id, PUBSUB_UUID_LEN);
-  PUT_LITERAL (p, EVENT_PAYLOAD);
+  PUT_LITERAL (p, PUBSUB_EVENT_PAYLOAD);
   *out_payload_offset = (gsize) (p - frame);
   p = put (p, info->payload, info->payload_len);
-  PUT_LITERAL (p, EVENT_SEQ);
+  PUT_LITERAL (p, PUBSUB_EVENT_SEQ);
   p = put (p, seq, seq_len);
-  PUT_LITERAL (p, EVENT_EPOCH);
+  PUT_LITERAL (p, PUBSUB_EVENT_EPOCH);
   p = put (p, info->epoch, PUBSUB_EPOCH_LEN);
-  PUT_LITERAL (p, EVENT_TS);
+  PUT_LITERAL (p, PUBSUB_EVENT_TS);
   pubsub_format_timestamp (info->time_us, ts);
   p = put (p, ts, PUBSUB_TIMESTAMP_LEN);
-  PUT_LITERAL (p, EVENT_END);
+  PUT_LITERAL (p, PUBSUB_EVENT_END);
   g_assert ((gsize) (p - frame) == frame_len);
   return g_bytes_new_take (frame, frame_len);
-#undef EVENT_START
-#undef EVENT_ID
-#undef EVENT_PAYLOAD
-#undef EVENT_SEQ
-#undef EVENT_EPOCH
-#undef EVENT_TS
-#undef EVENT_END
 }
 
 /* ,"request_id":<the client's token>, or nothing */
