@@ -372,10 +372,13 @@ test_create_replicated (Fixture       *fixture,
   g_assert_null (pubsub_broker_lookup_topic (fixture->a, "orders"));
   topic_call (fixture->a, FALSE, "orders", &result);
   g_assert_error (result.error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
+  g_assert_cmpstr (result.error->message, ==, "topic 'orders' does not exist");
   result_clear (&result);
   publish_start (fixture->a, "orders", "00000000-0000-4000-8000-000000000000", "1", &result);
   result_wait (&result);
   g_assert_error (result.error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND);
+  /* Worded as the memory engine words it. */
+  g_assert_cmpstr (result.error->message, ==, "topic 'orders' does not exist");
   result_clear (&result);
 }
 

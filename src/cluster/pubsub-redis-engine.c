@@ -241,14 +241,22 @@ call_finish (Call *call)
   call_free (call);
 }
 
+/* Answers @call with @error, taken. */
+static void
+call_fail_error (Call   *call,
+                 GError *error)
+{
+  g_clear_error (&call->reply.error);
+  call->reply.error = error;
+  call_finish (call);
+}
+
 static void
 call_fail (Call       *call,
            PubsubError code,
            const char *message)
 {
-  g_clear_error (&call->reply.error);
-  g_set_error_literal (&call->reply.error, PUBSUB_ERROR, code, message);
-  call_finish (call);
+  call_fail_error (call, g_error_new_literal (PUBSUB_ERROR, code, message));
 }
 
 #define UNREACHABLE_MESSAGE "the cluster's Redis cannot be reached"
@@ -376,7 +384,10 @@ batch_answer (Call      *call,
 {
   if (value == 0)
     {
-      call_fail (call, PUBSUB_ERROR_TOPIC_NOT_FOUND, "topic does not exist");
+      GError *error = NULL;
+
+      pubsub_set_topic_not_found_error (&error, call->name);
+      call_fail_error (call, error);
       return;
     }
   call->reply.seq = (guint64) ABS (value);
@@ -699,30 +710,22 @@ redis_sync (PubsubEngine         *engine,
 /* ---------------------------------------------------------------------- */
 /* Topics                                                                 */
 
-/* The caller's error for the create and delete scripts' own errors; NULL
- * for any other. */
-static char *
+/* The caller's error for the create and delete scripts' own errors, worded
+ * as the memory engine words them; NULL for any other. */
+static GError *
 topic_error (Call             *call,
-             const redisReply *r,
-             PubsubError      *out_code)
+             const redisReply *r)
 {
+  GError *error = NULL;
+
   if (pubsub_redis_script_error_is (r, "EXISTS"))
-    {
-      *out_code = PUBSUB_ERROR_TOPIC_EXISTS;
-      return g_strdup_printf ("topic '%s' already exists", call->name);
-    }
-  if (pubsub_redis_script_error_is (r, "NOTFOUND"))
-    {
-      *out_code = PUBSUB_ERROR_TOPIC_NOT_FOUND;
-      return g_strdup_printf ("topic '%s' does not exist", call->name);
-    }
-  if (pubsub_redis_script_error_is (r, "LIMIT"))
-    {
-      *out_code = PUBSUB_ERROR_LIMIT_EXCEEDED;
-      return g_strdup_printf ("cannot create topic '%s': the limit of %u topics is reached",
-                              call->name, pubsub_broker_get_max_topics (call->engine->broker));
-    }
-  return NULL;
+    pubsub_set_topic_exists_error (&error, call->name);
+  else if (pubsub_redis_script_error_is (r, "NOTFOUND"))
+    pubsub_set_topic_not_found_error (&error, call->name);
+  else if (pubsub_redis_script_error_is (r, "LIMIT"))
+    pubsub_set_topic_limit_error (&error, call->name,
+                                  pubsub_broker_get_max_topics (call->engine->broker));
+  return error;
 }
 
 /* Created or deleted in Redis: answered once the bus message that says so
@@ -737,8 +740,7 @@ on_topic_reply (redisAsyncContext *ac,
   Call *call = privdata;
   PubsubRedisEngine *self = call->engine;
   redisReply *r = reply;
-  g_autofree char *message = NULL;
-  PubsubError code;
+  GError *error;
 
   if (r == NULL)
     {
@@ -751,9 +753,9 @@ on_topic_reply (redisAsyncContext *ac,
       sync_join (self, call);
       return;
     }
-  message = topic_error (call, r, &code);
-  if (message != NULL)
-    call_fail (call, code, message);
+  error = topic_error (call, r);
+  if (error != NULL)
+    call_fail_error (call, error);
   else
     {
       call_fail (call, PUBSUB_ERROR_UNAVAILABLE, "the cluster's Redis failed");

@@ -512,8 +512,7 @@ pubsub_broker_get_topic (PubsubBroker  *self,
   PubsubTopic *topic = pubsub_broker_lookup_topic (self, name);
 
   if (topic == NULL)
-    g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
-                 "topic '%s' does not exist", name);
+    pubsub_set_topic_not_found_error (error, name);
   return topic;
 }
 

@@ -97,12 +97,9 @@ memory_create_topic (PubsubEngine         *engine,
   guint max_topics = pubsub_broker_get_max_topics (self->broker);
 
   if (pubsub_broker_lookup_topic (self->broker, name) != NULL)
-    g_set_error (&reply->error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_EXISTS,
-                 "topic '%s' already exists", name);
+    pubsub_set_topic_exists_error (&reply->error, name);
   else if (pubsub_broker_get_topic_count (self->broker) >= max_topics)
-    g_set_error (&reply->error, PUBSUB_ERROR, PUBSUB_ERROR_LIMIT_EXCEEDED,
-                 "cannot create topic '%s': the limit of %u topics is reached",
-                 name, max_topics);
+    pubsub_set_topic_limit_error (&reply->error, name, max_topics);
   else
     {
       pubsub_epoch_generate (reply->epoch);
@@ -122,8 +119,7 @@ memory_delete_topic (PubsubEngine         *engine,
 
   g_clear_object (&self->last_topic);
   if (!pubsub_broker_apply_deleted (self->broker, name))
-    g_set_error (&reply->error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
-                 "topic '%s' does not exist", name);
+    pubsub_set_topic_not_found_error (&reply->error, name);
   return TRUE;
 }
 
@@ -150,8 +146,7 @@ memory_publish (PubsubEngine         *engine,
 
   if (G_UNLIKELY (topic == NULL))
     {
-      g_set_error (&reply->error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
-                   "topic '%s' does not exist", name);
+      pubsub_set_topic_not_found_error (&reply->error, name);
       return TRUE;
     }
   message = pubsub_topic_publish (topic, id, payload, payload_len,

@@ -49,6 +49,34 @@ pubsub_check_topic_name (const char  *name,
   return FALSE;
 }
 
+/* The errors about one topic, worded once for every engine and front. */
+
+void
+pubsub_set_topic_not_found_error (GError     **error,
+                                  const char  *name)
+{
+  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
+               "topic '%s' does not exist", name);
+}
+
+void
+pubsub_set_topic_exists_error (GError     **error,
+                               const char  *name)
+{
+  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_EXISTS,
+               "topic '%s' already exists", name);
+}
+
+void
+pubsub_set_topic_limit_error (GError     **error,
+                              const char  *name,
+                              guint        max_topics)
+{
+  g_set_error (error, PUBSUB_ERROR, PUBSUB_ERROR_LIMIT_EXCEEDED,
+               "cannot create topic '%s': the limit of %u topics is reached",
+               name, max_topics);
+}
+
 /**
  * pubsub_set_topic_name_error:
  * @error: where to put the BAD_REQUEST that says which names are allowed

@@ -18,6 +18,13 @@ gboolean        pubsub_topic_name_is_valid       (const char    *name,
 gboolean        pubsub_check_topic_name          (const char    *name,
                                                   GError       **error) G_GNUC_WARN_UNUSED_RESULT;
 void            pubsub_set_topic_name_error      (GError       **error);
+void            pubsub_set_topic_not_found_error (GError       **error,
+                                                  const char    *name);
+void            pubsub_set_topic_exists_error    (GError       **error,
+                                                  const char    *name);
+void            pubsub_set_topic_limit_error     (GError       **error,
+                                                  const char    *name,
+                                                  guint          max_topics);
 
 /* A place in a topic's stream: what a client saw last. */
 typedef struct {

@@ -359,8 +359,7 @@ check_path_name (SoupServerMessage *msg,
   if (pubsub_topic_name_is_valid (name, strlen (name)))
     return TRUE;
   shown = g_utf8_make_valid (name, -1);
-  g_set_error (&error, PUBSUB_ERROR, PUBSUB_ERROR_TOPIC_NOT_FOUND,
-               "topic '%s' does not exist", shown);
+  pubsub_set_topic_not_found_error (&error, shown);
   respond_gerror (msg, error);
   return FALSE;
 }
